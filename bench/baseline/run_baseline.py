@@ -393,7 +393,7 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
     if best is not None and first_fail is not None and best < first_fail:
         lo, hi = best, first_fail
         for _ in range(args.p5_refine):
-            mid = round((lo + hi) / 2 / 50) * 50 or (lo + hi) / 2
+            mid = float(round((lo + hi) / 2 / 50) * 50) or (lo + hi) / 2
             if mid <= lo or mid >= hi:
                 break
             if step(mid):
