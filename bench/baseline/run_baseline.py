@@ -21,6 +21,7 @@ import os
 import platform
 import select
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -568,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out = os.path.abspath(args.out)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     only = {x.strip() for x in args.only.split(",")}
+    if shutil.which(args.redis_server) is None:
+        log(f"redis-server not found as '{args.redis_server}': apt-get install -y redis-server, or pass --redis-server PATH")
+        return 2
 
     # SIGTERM/SIGHUP unwind through the finally blocks below, so redis-server is always stopped.
     def on_signal(signum: int, _frame: object) -> None:
