@@ -10,6 +10,9 @@ let package = Package(
         .library(name: "HeatGateStore", targets: ["HeatGateStore"]),
         .library(name: "HeatGateServer", targets: ["HeatGateServer"]),
         .library(name: "HeatGateClient", targets: ["HeatGateClient"]),
+        // The wrappers, for bench/ (its load generator and echo speak ZeroMQ; the store benchmark opens LMDB).
+        .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
+        .library(name: "LMDB", targets: ["LMDB"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
