@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "HeatGateCoreTests", dependencies: ["HeatGateCore", "HeatGateTestSupport"]),
-        .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "HeatGateTestSupport"]),
+        .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "LMDB", "HeatGateTestSupport"]),
         .testTarget(
             name: "HeatGateServerTests",
             dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]

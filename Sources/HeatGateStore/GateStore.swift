@@ -421,8 +421,7 @@ public final class GateStore: @unchecked Sendable {
                             removed += 1
                         }
                         try c.deleteCurrent()
-                        entry = try c.current()
-                        if entry == nil { entry = try c.next() }
+                        entry = try Self.entryAfterDelete(c)
                     }
                 }
                 return (removed, more)
@@ -450,13 +449,25 @@ public final class GateStore: @unchecked Sendable {
                             }
                             try c.deleteCurrent()
                             counts[i] += 1
-                            entry = try c.current()
-                            if entry == nil { entry = try c.next() }
+                            entry = try Self.entryAfterDelete(c)
                         }
                     }
                 }
                 return (counts[0], counts[1], more)
             }
+        }
+    }
+
+    /// The entry a cursor stands on after `mdb_cursor_del`: the one after the deleted entry, or `nil` at the
+    /// end. When the delete emptied the table LMDB leaves the cursor unpositioned and `MDB_GET_CURRENT`
+    /// answers `EINVAL`; that is the end too, not a failure (it used to abort the whole sweep transaction,
+    /// so the last expired records of a quiet gate were never swept).
+    static func entryAfterDelete(_ c: borrowing Cursor) throws -> Cursor.Entry? {
+        do {
+            if let e = try c.current() { return e }
+            return try c.next()
+        } catch let e as LMDBError where e == .invalidArgument {
+            return nil
         }
     }
 
