@@ -4,9 +4,12 @@ PYTHON       ?= /usr/bin/python3
 STRICT       := -Xswiftc -warnings-as-errors
 BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
+BENCH_DEPS   := $(BUILD_DEPS) redis-server python3-redis python3-hiredis
 BIN          := .build/debug/heatgate
+HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
+                --format histogramPercentiles --no-progress
 
-.PHONY: all deps test-deps build run test lint swift-test clean
+.PHONY: all deps test-deps bench-deps build run test lint swift-test clean bench bench-smoke bench-build
 
 all: build
 
@@ -24,13 +27,37 @@ run: build
 	$(BIN) replay examples/replay.jsonl
 
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests bench/Package.swift bench/Sources \
+		bench/Benchmarks
 
 ## Everything CI checks: strict build, format lint, Swift tests, Python tests.
 test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
+	$(MAKE) bench-smoke
+
+bench-deps:
+	@scripts/ensure-deps.sh $(BENCH_DEPS)
+
+## The daemon (release) and bench/'s programs. SwiftPM's command plugin (`swift package benchmark`) leaves
+## a build description without the other products behind, so it is dropped before building them.
+bench-build: bench-deps
+	$(SWIFT) build -c release --product heatgate
+	rm -f bench/.build/release.yaml bench/.build/*/release/description.json
+	cd bench && $(SWIFT) build -c release
+
+## SPEC §10 in full (< 30 min on the 2-core machine): results in bench/results/, report in BENCHMARKS.md.
+bench: bench-build
+	rm -rf bench/results/hotpath && mkdir -p bench/results/hotpath
+	cd bench && $(HOTPATH) --path results/hotpath
+	cd bench && .build/release/hg-bench
+
+## Seconds: every tool runs once at tiny sizes (no timing is judged); results in bench/results/smoke/.
+bench-smoke: bench-build
+	rm -rf bench/results/smoke && mkdir -p bench/results/smoke/hotpath
+	cd bench && HEATGATE_BENCH_SMOKE=1 $(HOTPATH) --path results/smoke/hotpath
+	cd bench && .build/release/hg-bench --smoke
 
 clean:
-	rm -rf .build
+	rm -rf .build bench/.build
