@@ -55,7 +55,10 @@ struct DecisionSource {
 /// P3: one decision persisted, amortised over a write transaction of `batch` decisions, in the daemon's
 /// durability mode (MDB_WRITEMAP|MDB_MAPASYNC, commits to the map; a flusher thread calls mdb_env_sync
 /// every 5 ms when something was committed, as `Daemon` does); and how long until each commit was on disk.
-func benchStoreWrite(dir: String, decisions n: Int, batch: Int) throws -> [String: Any] {
+///
+/// - Parameter pace: when set, one transaction every `pace` seconds (slept to, never spun), as the daemon
+///   commits at a steady rate; when nil, back to back (the cost of a burst).
+func benchStoreWrite(dir: String, decisions n: Int, batch: Int, pace: Double? = nil) throws -> [String: Any] {
     let store = try GateStore(directory: dir, mapSizeMB: 4096, durable: false)
     let now = BenchSupport.wallClock()
     var source = DecisionSource(positions: 1000, start: now)
@@ -85,7 +88,9 @@ func benchStoreWrite(dir: String, decisions n: Int, batch: Int) throws -> [Strin
     }
     var perDecision = LatencyRecorder()
     var k = 0
+    let paceStart = BenchSupport.monotonicNanos() + 1_000_000
     for t in 0..<txns {
+        if let pace { sleepUntil(paceStart + UInt64(Double(t) * pace * 1e9)) }
         let t0 = BenchSupport.monotonicNanos()
         let txn = try store.environment.beginWrite()
         let end = min(k + batch, n)
@@ -115,7 +120,8 @@ func benchStoreWrite(dir: String, decisions n: Int, batch: Int) throws -> [Strin
         }
     }
     var r: [String: Any] = [
-        "batch": batch, "decisions": n, "mean_json_bytes": payloads.reduce(0) { $0 + $1.3.count } / n,
+        "paced_txn_per_s": pace.map { 1 / $0 } ?? 0, "batch": batch, "decisions": n,
+        "mean_json_bytes": payloads.reduce(0) { $0 + $1.3.count } / n,
     ]
     r["per_decision"] = dict(perDecision.summary())
     r["commit_to_disk"] = dict(lag.summary())
