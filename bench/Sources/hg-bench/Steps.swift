@@ -237,8 +237,11 @@ struct Context {
             stateDir: "\(dir)/state")
         // The daemon's p26_swept_total counts latest decisions removed, not TTL entries: count those in the store.
         let after = try GateStore(directory: "\(dir)/state", readOnly: true).counts()
+        // Every decision adds one TTL entry and the journal keeps them all: swept = journal - TTL entries left.
         during["expired_ttl_entries_before"] = records
         during["ttl_entries_after"] = after.ttl
+        during["journal_after"] = after.journal
+        during["ttl_entries_swept_by_daemon"] = after.journal - after.ttl
         out["during_sweep"] = during
         return out
     }
