@@ -24,8 +24,12 @@ public enum ConfigFileEditor {
     /// Every line that sets the key is rewritten (so no later line can undo it); a trailing `# comment` on
     /// such a line is kept; the key is appended when no line sets it.
     public static func rewrite(_ text: String, key: String, value: String) -> (text: String, previous: String?) {
-        let crlf = text.contains("\r\n")
-        var lines = text.components(separatedBy: "\n").map { $0.hasSuffix("\r") ? String($0.dropLast()) : $0 }
+        // Split on the bytes: Swift reads "\r\n" as one Character, which is no "\n".
+        let utf8 = Array(text.utf8)
+        let crlf = utf8.firstIndex(of: 10).map { $0 > 0 && utf8[$0 - 1] == 13 } ?? false
+        var lines = utf8.split(separator: 10, omittingEmptySubsequences: false).map { line in
+            String(decoding: line.last == 13 ? line.dropLast() : line[...], as: UTF8.self)
+        }
         let endsWithNewline = lines.last == ""
         if endsWithNewline { lines.removeLast() }
         var previous: String?
@@ -46,8 +50,14 @@ public enum ConfigFileEditor {
             var comment = ""
             // A ` #` outside quotes starts a comment to keep.
             if let hash = rest.range(of: " #"), !rest[..<hash.lowerBound].contains("\"") {
-                comment = String(rest[hash.lowerBound...])
-                rest = rest[..<hash.lowerBound]
+                var start = hash.lowerBound
+                while start > rest.startIndex,
+                    rest[rest.index(before: start)] == " " || rest[rest.index(before: start)] == "\t"
+                {
+                    start = rest.index(before: start)
+                }
+                comment = String(rest[start...])
+                rest = rest[..<start]
             }
             previous = rest.trimmingCharacters(in: .whitespaces).trimmingCharacters(
                 in: CharacterSet(charactersIn: "\"'"))

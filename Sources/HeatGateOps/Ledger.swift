@@ -347,10 +347,12 @@ public struct OpsLedger: Sendable {
             return v
         }
         let bytes = [UInt8](data)
-        if bytes.isEmpty { return v }
-        if bytes.last != 10 { v.problems.append("the ledger does not end with a newline (a cut-off write?)") }
+        if !bytes.isEmpty && bytes.last != 10 {
+            v.problems.append("the ledger does not end with a newline (a cut-off write?)")
+        }
         var lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }
+        if bytes.isEmpty { lines = [] }
         var prev = Self.genesis
         var ids = Set<String>()
         let suffix = 11 + 64 + 2  // ,"sha256":"<64 hex>"}
@@ -395,7 +397,7 @@ public struct OpsLedger: Sendable {
                 v.problems.append("line \(n) (\(entry.id)): not in the canonical form")
                 break
             }
-            guard entry.id.range(of: #"^OPS-\d{4}-\d{2}-\d{2}-\d{3,}$"#, options: .regularExpression) != nil else {
+            guard Self.isWellFormedId(entry.id) else {
                 v.problems.append("line \(n): id \(entry.id) is not OPS-YYYY-MM-DD-NNN")
                 break
             }
@@ -426,6 +428,18 @@ public struct OpsLedger: Sendable {
             }
         }
         return v
+    }
+
+    /// `OPS-YYYY-MM-DD-NNN`, NNN at least three digits.
+    static func isWellFormedId(_ id: String) -> Bool {
+        let b = Array(id.utf8)
+        guard b.count >= 18, b.starts(with: Array("OPS-".utf8)) else { return false }
+        let digit = { (c: UInt8) in c >= 48 && c <= 57 }
+        for (i, c) in b.enumerated().dropFirst(4) {
+            let dash = i == 8 || i == 11 || i == 14
+            if dash ? c != UInt8(ascii: "-") : !digit(c) { return false }
+        }
+        return true
     }
 
     /// The user behind the command: `SUDO_USER`, else `USER`/`LOGNAME`, else the effective uid's name.

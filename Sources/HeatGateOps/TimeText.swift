@@ -53,10 +53,30 @@ public enum TimeText {
     }
 
     /// `2025-11-24T16:00:00Z` (UTC, whole seconds; with milliseconds when `fraction`).
+    ///
+    /// Computed directly (days to civil date, H. Hinnant's algorithm): a Foundation date formatter costs
+    /// milliseconds to build, and the ledger formats a time for every entry it verifies.
     public static func iso(_ epoch: Double, fraction: Bool = false) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = fraction ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: epoch))
+        guard epoch.isFinite, abs(epoch) < 1e12 else { return "-" }
+        let ms = Int64((epoch * 1000).rounded(fraction ? .toNearestOrAwayFromZero : .down))
+        let totalSeconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        let milli = Int(ms - totalSeconds * 1000)
+        let days = totalSeconds >= 0 ? totalSeconds / 86400 : (totalSeconds - 86399) / 86400
+        let secs = Int(totalSeconds - days * 86400)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        var out =
+            "\(year)-\(two(Int(month)))-\(two(Int(day)))T\(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60))"
+        if fraction { out += "." + (milli < 10 ? "00" : milli < 100 ? "0" : "") + "\(milli)" }
+        return out + "Z"
     }
 
     /// A duration for people: `15m`, `1h 30m`, `2d 4h`, `42s`.

@@ -255,6 +255,10 @@ struct ShadowReportTests {
         #expect(TimeText.point("2025-11-24T16:00:00Z", now: 0) == 1_764_000_000)
         #expect(TimeText.point("2025-11-24", now: 0) == 1_763_942_400)
         #expect(TimeText.iso(1_764_000_000) == "2025-11-24T16:00:00Z")
+        #expect(TimeText.iso(1_764_000_000.1234, fraction: true) == "2025-11-24T16:00:00.123Z")
+        #expect(TimeText.iso(951_782_400) == "2000-02-29T00:00:00Z")
+        #expect(TimeText.iso(0) == "1970-01-01T00:00:00Z")
+        #expect(TimeText.iso(-1) == "1969-12-31T23:59:59Z")
         #expect(TimeText.human(5400) == "1h 30m")
     }
 }
