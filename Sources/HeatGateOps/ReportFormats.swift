@@ -46,12 +46,12 @@ extension ShadowReport {
         if !outcomes.isEmpty {
             line()
             line(
-                "   seq  time                  symbol        bucket   action                     kept       P&L bps    P&L USD   worst bps"
+                "   seq  time                  symbol        bucket   action                              kept       P&L bps    P&L USD   worst bps"
             )
             for o in outcomes {
                 line(
                     String(o.seq).leftPadding(6) + "  " + TimeText.iso(o.ts).padding(22) + o.symbol.padding(14)
-                        + o.bucket.padding(9) + "\(o.original)→\(o.calibrated)".padding(27)
+                        + o.bucket.padding(9) + "\(o.original) → \(o.calibrated)".padding(36)
                         + (formatNumber(o.keptFraction * 100, decimals: 0) + " %").leftPadding(5)
                         + (o.pnlBps.map { formatNumber($0, decimals: 1) } ?? o.status.rawValue).leftPadding(14)
                         + (o.pnlUSD.map { formatNumber($0, decimals: 2) } ?? "-").leftPadding(11)

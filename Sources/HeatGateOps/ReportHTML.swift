@@ -32,8 +32,8 @@ extension ShadowReport {
             .row{display:grid;grid-template-columns:1.35fr 1fr;gap:16px}
             table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
             th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-            th{color:var(--muted);font-weight:500;font-size:12px}th:first-child,td:first-child{text-align:left}
-            td.l{text-align:left}tr:last-child td{border-bottom:0}
+            th{color:var(--muted);font-weight:500;font-size:12px}th.l{text-align:left}th:first-child,td:first-child{text-align:left}
+            td.l{text-align:left}.scroll{overflow-x:auto}table.dense{font-size:12.5px}table.dense td,table.dense th{padding:5px 6px}tr:last-child td{border-bottom:0}
             .dot{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:-1px}
             .fp{color:var(--bad);font-weight:600}.good{color:var(--ok)}.badtxt{color:var(--bad)}
             ul.reasons{margin:6px 0 0;padding-left:18px}.legend{color:var(--muted);font-size:12px;margin-top:6px}
@@ -41,7 +41,7 @@ extension ShadowReport {
             footer{color:var(--muted);font-size:12px;margin-top:8px}
             </style></head><body><main>
             <header><div><h1>\(esc(title))</h1>
-            <div class="sub">\(TimeText.iso(from)) → \(TimeText.iso(to)) · \(TimeText.human(to - from)) · \(decisions) decisions\
+            <div class="sub">\(readable(from)) → \(readable(to)) UTC · \(TimeText.human(to - from)) · \(decisions) decisions\
             \(modes.isEmpty ? "" : " (" + modes.map { "\($0.mode) \($0.count)" }.joined(separator: ", ") + ")")\
              · horizon \(TimeText.human(options.horizonSec)) · loss threshold \(formatNumber(options.lossThresholdBps, decimals: 0)) bps</div>
             <ul class="reasons">\(verdictReasons.map { "<li>\(esc($0))</li>" }.joined())</ul></div>
@@ -96,8 +96,10 @@ extension ShadowReport {
         h += "<tr><td>kill switch (held, not calibration)</td><td>\(heldByKillSwitch)</td></tr>"
         h += "<tr><td>stale proposal (held, not calibration)</td><td>\(heldStale)</td></tr></table></section></div>\n"
 
-        h += "<section class=\"panel\"><h2>Downgrades over the horizon</h2><table>"
-        h += "<tr><th>seq</th><th>time (UTC)</th><th>symbol</th><th>bucket</th><th>calibration</th><th>kept</th>"
+        h +=
+            "<section class=\"panel\"><h2>Downgrades over the horizon</h2><div class=\"scroll\"><table class=\"dense\">"
+        h +=
+            "<tr><th>seq</th><th class=\"l\">time UTC</th><th class=\"l\">symbol</th><th class=\"l\">bucket</th><th class=\"l\">calibration</th><th>kept</th>"
         h +=
             "<th>side</th><th>entry</th><th>exit</th><th>P&amp;L bps</th><th>P&amp;L USD</th><th>worst bps</th><th></th></tr>"
         let shown = outcomes.suffix(200)
@@ -108,7 +110,7 @@ extension ShadowReport {
         for o in shown {
             let cls = o.falsePositive ? " class=\"fp\"" : ""
             h +=
-                "<tr\(cls)><td>\(o.seq)</td><td class=\"l\">\(TimeText.iso(o.ts))</td><td class=\"l\">\(esc(o.symbol))</td>"
+                "<tr\(cls)><td>\(o.seq)</td><td class=\"l\">\(readable(o.ts, seconds: true))</td><td class=\"l\">\(esc(o.symbol))</td>"
             h += "<td class=\"l\"><span class=\"dot\" style=\"background:\(color(o.bucket))\"></span>\(o.bucket)</td>"
             h += "<td class=\"l\">\(esc(o.original)) → \(esc(o.calibrated))</td>"
             h += "<td>\(formatNumber(o.keptFraction * 100, decimals: 0))%</td>"
@@ -121,7 +123,7 @@ extension ShadowReport {
             h += "<td class=\"l\">\(o.falsePositive ? "FALSE POSITIVE" : "")</td></tr>"
         }
         if outcomes.isEmpty { h += "<tr><td class=\"l\" colspan=\"13\">no downgrade in the window</td></tr>" }
-        h += "</table></section>\n"
+        h += "</table></div></section>\n"
         h += """
             <footer>Time in bucket: heat as a step function that changes at every decision and every journaled state \
             change, UNKNOWN once the equity is older than \(TimeText.human(options.policy.stateMaxAgeSec)). \
@@ -133,6 +135,13 @@ extension ShadowReport {
 
             """
         return h
+    }
+
+    /// `2025-11-24 16:00` (or `11-24 16:00:27` with seconds, for tables).
+    func readable(_ t: Double, seconds: Bool = false) -> String {
+        let iso = Array(TimeText.iso(t))
+        return seconds
+            ? String(iso[5..<10]) + " " + String(iso[11..<19]) : String(iso[0..<10]) + " " + String(iso[11..<16])
     }
 
     func card(_ key: String, _ value: String, _ note: String) -> String {
@@ -175,8 +184,13 @@ extension ShadowReport {
         s +=
             "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(hot - top))\" fill=\"#fee2e2\"/>"
         // Y axis: the two thresholds and a few round values.
-        var ticks = Set([0, options.policy.heatMin, options.policy.heatMax, yMax])
-        for k in 1..<4 { ticks.insert(yMax * Double(k) / 4) }
+        var ticks = Set([0, options.policy.heatMin, options.policy.heatMax])
+        let tickStep = niceCeil(yMax / 5)
+        var tick = tickStep
+        while tick <= yMax + 1e-9 {
+            ticks.insert((tick * 1000).rounded() / 1000)
+            tick += tickStep
+        }
         for t in ticks.sorted() {
             let isThreshold = t == options.policy.heatMin || t == options.policy.heatMax
             if !isThreshold,
