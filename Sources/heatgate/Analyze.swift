@@ -82,9 +82,9 @@ struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The shadow-mode report and the go/no-go verdict, from the journal.",
         discussion: """
-            Reads the store read-only (safe while the daemon runs). Verdict: PROCEED when more than
-            --proceed-rate of the full closes decided in COLD/WARM were downgraded and no downgrade is a false
-            positive; HOLD below --hold-rate or with any false positive; REVIEW between. See
+            Reads the store read-only (safe while the daemon runs). Verdict: PROCEED when more than \
+            --proceed-rate of the full closes decided in COLD/WARM were downgraded and no downgrade is a false \
+            positive; HOLD below --hold-rate or with any false positive; REVIEW between. See \
             docs/shadow-report.md for every definition.
             """)
 

@@ -10,11 +10,11 @@ struct ModeCommand: ParsableCommand {
         commandName: "mode",
         abstract: "Switch the running daemon between shadow and enforce, live, and record it in the ops ledger.",
         discussion: """
-            enforce runs a preflight first: the daemon answers and is ready (/readyz), its heat inputs are
-            fresh, and the shadow report's verdict is PROCEED. Any failed check stops the switch unless
-            --force (the failures are then recorded in the ledger). --persist also rewrites P26_MODE in the
-            --config file (validated first, atomically, keeping comments). After the switch, /metrics must
-            show p26_enforce_mode at the new value. `mode shadow --persist` is the rollback: no preflight,
+            enforce runs a preflight first: the daemon answers and is ready (/readyz), its heat inputs are \
+            fresh, and the shadow report's verdict is PROCEED. Any failed check stops the switch unless \
+            --force (the failures are then recorded in the ledger). --persist also rewrites P26_MODE in the \
+            --config file (validated first, atomically, keeping comments). After the switch, /metrics must \
+            show p26_enforce_mode at the new value. `mode shadow --persist` is the rollback: no preflight, \
             live at once, recorded as a ROLLBACK of the last enforce entry.
             """)
 
