@@ -39,7 +39,7 @@ else
     build=(swift build -c release --static-swift-stdlib --disable-local-rpath
            -Xlinker -z -Xlinker now --product heatgate)
     log "${build[*]}"
-    (cd "$root" && "${build[@]}")
+    (cd "$root" && "${build[@]}") >&2
     bin=$(cd "$root" && "${build[@]}" --show-bin-path)/heatgate
 fi
 "$here/check-binary.sh" "$bin"
@@ -97,7 +97,9 @@ install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postr
 install -m 0644 "$here/debian/conffiles" "$dest/DEBIAN/conffiles"
 
 # Depends from the libraries the binary really needs, then the control file.
-(cd "$src" && dpkg-shlibdeps -Tdebian/substvars -e "debian/$pkg/usr/bin/heatgate")
+# No debhelper here, so nothing adds to misc:Depends (init-system-helpers is Essential).
+echo 'misc:Depends=' >"$src/debian/substvars"
+(cd "$src" && dpkg-shlibdeps -Tdebian/substvars -e"debian/$pkg/usr/bin/heatgate")
 (cd "$src" && dpkg-gencontrol -p"$pkg" -v"$debver" -Tdebian/substvars -P"debian/$pkg")
 
 # md5sums of everything but the conffiles (dpkg tracks those itself), as dh_md5sums writes it.
