@@ -101,8 +101,21 @@ deb2=$(NO_LINTIAN=1 "$here/build-deb.sh" "$v2" | tail -1)
 
 # --- A fresh root, with /proc, torn down whatever happens ---------------------------------
 R=$(mktemp -d /var/tmp/heatgate-deb-test.XXXXXX)
+nspawn_pid=""
+stop_container() {
+    [ -n "$nspawn_pid" ] || return 0
+    # SIGTERM makes nspawn ask the container's systemd for an orderly shutdown.
+    kill -TERM "$nspawn_pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
+    kill -KILL "$nspawn_pid" 2>/dev/null || true
+    wait "$nspawn_pid" 2>/dev/null || true
+    nspawn_pid=""
+}
 cleanup() {
+    stop_container
     umount_below "$R"
+    rm -f "$R.nspawn.log"
     if [ "${DEB_TEST_KEEP:-0}" = 1 ]; then log "root kept at $R"; else rm -rf --one-file-system "$R"; fi
 }
 trap cleanup EXIT
@@ -173,6 +186,11 @@ done
 check "/usr/share/doc/$pkg/copyright" test -s "$R/usr/share/doc/$pkg/copyright"
 check "heatgate(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate.1.gz' 2>&1 >/dev/null)\" ]"
 check "alert rules installed and valid" promtool check rules "$R/usr/share/$pkg/heatgate-alerts.yml"
+
+# Which subcommands this binary has decides which checks below run or are skipped.
+daemon=0; status_cmd=0
+has_subcommand run && daemon=1
+has_subcommand status && status_cmd=1
 
 # --- The unit, as systemd reads it in that root ---------------------------------------------
 echo "== unit"
@@ -311,6 +329,72 @@ check "dpkg -i $v1 again" dpkg_root -i "/tmp/debs/${pkg}_${v1}.deb"
 check "user $svcuser kept uid $uid_before" test "$(in_root id -u $svcuser)" = "$uid_before"
 check "state dir recreated $svcuser:$group 750" test "$(mode_of $statedir)" = "$svcuser:$group 750"
 check "dpkg -P again" dpkg_root -P $pkg
+
+# --- Under a running systemd: the same root booted with systemd-nspawn ---------------------
+# The chroot above has no systemd; here the unit really starts, with every sandboxing option
+# applied, so a hardening setting that the binary cannot live with shows up as a failure.
+# --private-network: the daemon binds its loopback ports in its own network namespace, never
+# the host's.
+echo "== under systemd (systemd-nspawn --boot)"
+"$repo/scripts/ensure-deps.sh" systemd-container
+umount_below "$R"
+mkdir -p "$R/var/tmp/debs"      # nspawn mounts a fresh /tmp
+cp "$work"/*.deb "$R/var/tmp/debs/"
+systemd-nspawn -q --register=no --keep-unit --private-network -D "$R" --boot </dev/null >"$R.nspawn.log" 2>&1 &
+nspawn_pid=$!
+init_pid="" state=""
+for _ in $(seq 1 60); do
+    [ -n "$init_pid" ] || init_pid=$(pgrep -P "$nspawn_pid" | head -1 || true)
+    if [ -n "$init_pid" ]; then
+        state=$(nsenter -t "$init_pid" -a systemctl is-system-running 2>/dev/null || true)
+        case $state in running|degraded) break ;; esac
+    fi
+    kill -0 "$nspawn_pid" 2>/dev/null || break
+    sleep 1
+done
+in_sys() { nsenter -t "$init_pid" -a env PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@" </dev/null; }
+unit_prop() { in_sys systemctl show -p "$1" --value "$unit"; }
+if [ "$state" != running ] && [ "$state" != degraded ]; then
+    skip "could not boot the root with systemd-nspawn here (state '${state:-none}'; log $R.nspawn.log): the unit was not started"
+else
+    pass "root booted under systemd-nspawn (system $state)"
+    check "dpkg -i $v1 under a running systemd" in_sys dpkg -i "/var/tmp/debs/${pkg}_${v1}.deb"
+    check "enabled" test "$(in_sys systemctl is-enabled $unit)" = enabled
+    if [ "$daemon" = 1 ]; then
+        for _ in $(seq 1 10); do [ "$(in_sys systemctl is-active $unit)" = active ] && break; sleep 1; done
+        pid1=$(unit_prop MainPID); sleep 3
+        if [ "$(in_sys systemctl is-active $unit)" = active ] && [ "$(unit_prop MainPID)" = "$pid1" ] && [ "$pid1" != 0 ]; then
+            pass "postinst started the daemon; it stays up under the hardened unit (pid $pid1)"
+        else
+            fail "the daemon does not stay up: $(in_sys journalctl -u $unit --no-pager -n 15 2>&1)"
+        fi
+        check "the store is in the StateDirectory" bash -c "ls '$R$statedir' | grep -q ."
+        check "the control socket is in the RuntimeDirectory" test -S "$R/run/$pkg/control.sock"
+        check "systemctl reload" in_sys systemctl reload $unit
+        sleep 1
+        check "  ... the daemon is still up, same pid" test "$(in_sys systemctl is-active $unit) $(unit_prop MainPID)" = "active $pid1"
+        if [ "$status_cmd" = 1 ]; then
+            check "heatgate status answers from the running daemon" in_sys heatgate status
+        fi
+        check "dpkg -i $v2 restarts the daemon" in_sys dpkg -i --force-confdef --force-confold "/var/tmp/debs/${pkg}_${v2}.deb"
+        sleep 2
+        pid2=$(unit_prop MainPID)
+        check "  ... new pid, active" test "$(in_sys systemctl is-active $unit)" = active -a "$pid2" != "$pid1" -a "$pid2" != 0
+    else
+        # `systemctl start` returns once a Type=simple service has forked: wait for its exit.
+        for _ in $(seq 1 10); do [ "$(unit_prop ExecMainCode)" != 0 ] && break; sleep 1; done
+        check "ExecStart ran inside the sandbox and exited 0 (code/status $(unit_prop ExecMainCode)/$(unit_prop ExecMainStatus))" \
+            test "$(unit_prop ExecMainCode)/$(unit_prop ExecMainStatus)" = "1/0"
+        check "  ... and wrote to the journal" bash -c "nsenter -t $init_pid -a journalctl -u $unit --no-pager -o cat | grep -q ."
+        skip "daemon stays up, reload, restart on upgrade: the binary has no 'run' daemon yet (it exits at once)"
+    fi
+    check "dpkg -r under a running systemd" in_sys dpkg -r $pkg
+    check "  ... the service is stopped" test "$(in_sys systemctl is-active $unit)" != active
+    check "  ... the runtime directory is gone" test ! -e "$R/run/$pkg"
+    check "dpkg -P under a running systemd" in_sys dpkg -P $pkg
+    check "  ... systemd no longer knows the unit" bash -c "! nsenter -t $init_pid -a systemctl cat $unit >/dev/null 2>&1"
+fi
+stop_container
 
 if [ "$boot_secs" -gt 5 ]; then log "debootstrap: ${boot_secs}s (fresh root, now cached)"
 else log "debootstrap: cached root (${boot_secs}s)"; fi
