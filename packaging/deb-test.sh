@@ -13,6 +13,7 @@
 # The root is made once with debootstrap (minbase + systemd, adduser, libzmq5) and cached as a
 # tarball; each run unpacks a fresh copy. No systemd runs inside: the maintainer scripts must
 # cope, as they do in any chroot or image build.
+# shellcheck disable=SC2016 # dpkg-query formats like '${Status}' are dpkg's, not the shell's
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,9 +63,8 @@ apt_clean_root() { rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lis
 # Unmounts everything mounted at or below $1, deepest first.
 umount_below() {
     local m
-    for m in $(awk -v r="$(realpath "$1")" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
+    awk -v r="$(realpath "$1")" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
 }
 
 boot_start=$(date +%s)
@@ -106,8 +106,7 @@ stop_container() {
     [ -n "$nspawn_pid" ] || return 0
     # SIGTERM makes nspawn ask the container's systemd for an orderly shutdown.
     kill -TERM "$nspawn_pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
+    for _ in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
     kill -KILL "$nspawn_pid" 2>/dev/null || true
     wait "$nspawn_pid" 2>/dev/null || true
     nspawn_pid=""
@@ -141,7 +140,11 @@ dpkg_root() { chroot "$R" env DEBIAN_FRONTEND=noninteractive dpkg "$@" </dev/nul
 # Runs a command in the root as USER, with the unit's umask.
 as_user() { local u=$1; shift; chroot "$R" runuser -u "$u" -- sh -c 'umask 0027; exec "$@"' sh "$@"; }
 mode_of() { in_root stat -c '%U:%G %a' "$1" 2>/dev/null; }
-has_subcommand() { in_root heatgate "$1" --help 2>&1 | grep -q '^USAGE:'; }
+has_subcommand() { in_root heatgate "$1" --help 2>&1 | grep -q "^USAGE: heatgate $1\b"; }
+# The configuration arguments a subcommand takes: --config with the conffile when its help
+# offers it. Callers also set the relevant keys in the environment (SPEC §6: environment wins
+# over the file), so the check does not hang on the CLI's choice of flags.
+config_args() { if in_root heatgate "$1" --help 2>&1 | grep -q -- '--config'; then echo "--config $conffile"; fi; }
 
 # --- Install ------------------------------------------------------------------------------
 echo "== install $v1"
@@ -188,9 +191,9 @@ check "heatgate(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=8
 check "alert rules installed and valid" promtool check rules "$R/usr/share/$pkg/heatgate-alerts.yml"
 
 # Which subcommands this binary has decides which checks below run or are skipped.
-daemon=0; status_cmd=0
+daemon=0; status_cmd=0; status_args=""
 has_subcommand run && daemon=1
-has_subcommand status && status_cmd=1
+if has_subcommand status; then status_cmd=1; status_args=$(config_args status); fi
 
 # --- The unit, as systemd reads it in that root ---------------------------------------------
 echo "== unit"
@@ -262,16 +265,17 @@ rm -f "$R$statedir/probe"
 # The same through the store itself: the service user writes (kill switch on), a member of
 # quantum reads it with `heatgate get`, the Apply Layer's read contract.
 if has_subcommand kill && has_subcommand get; then
-    store_env=(env P26_STATE_DIR=$statedir)
-    if out=$(as_user $svcuser "${store_env[@]}" heatgate kill on --reason deb-test 2>&1); then
+    store_env=(env "P26_STATE_DIR=$statedir")
+    # shellcheck disable=SC2046 # config_args is empty or two words
+    if out=$(as_user $svcuser "${store_env[@]}" heatgate kill on --reason deb-test $(config_args kill) 2>&1); then
         pass "heatgate kill on, as $svcuser, with no daemon running"
-        rc=0; out=$(as_user applylayer "${store_env[@]}" heatgate get BTCUSDT 2>&1) || rc=$?
+        rc=0; out=$(as_user applylayer "${store_env[@]}" heatgate get BTCUSDT $(config_args get) 2>&1) || rc=$?
         if [ $rc -eq 4 ]; then pass "heatgate get as a member of $group: exit 4 (kill switch on)"
         else fail "heatgate get as a member of $group: exit $rc, want 4: $out"; fi
-        rc=0; out=$(as_user outsider "${store_env[@]}" heatgate get BTCUSDT 2>&1) || rc=$?
+        rc=0; out=$(as_user outsider "${store_env[@]}" heatgate get BTCUSDT $(config_args get) 2>&1) || rc=$?
         if [ $rc -ne 0 ] && [ $rc -ne 3 ] && [ $rc -ne 4 ]; then pass "heatgate get as another user fails (exit $rc)"
         else fail "heatgate get as another user answered (exit $rc): $out"; fi
-        as_user $svcuser "${store_env[@]}" heatgate kill off --reason deb-test >/dev/null 2>&1 || true
+        as_user $svcuser "${store_env[@]}" heatgate kill off --reason deb-test $(config_args kill) >/dev/null 2>&1 || true
     else
         fail "heatgate kill on as $svcuser: $out"
     fi
@@ -374,7 +378,9 @@ else
         sleep 1
         check "  ... the daemon is still up, same pid" test "$(in_sys systemctl is-active $unit) $(unit_prop MainPID)" = "active $pid1"
         if [ "$status_cmd" = 1 ]; then
-            check "heatgate status answers from the running daemon" in_sys heatgate status
+            # shellcheck disable=SC2086
+            check "heatgate status answers from the running daemon" \
+                in_sys env P26_CONTROL_ENDPOINT=ipc:///run/$pkg/control.sock heatgate status $status_args
         fi
         check "dpkg -i $v2 restarts the daemon" in_sys dpkg -i --force-confdef --force-confold "/var/tmp/debs/${pkg}_${v2}.deb"
         sleep 2
