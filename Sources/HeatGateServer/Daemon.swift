@@ -1,0 +1,577 @@
+import HeatGateCore
+import HeatGateStore
+import Synchronization
+import ZeroMQ
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where the configuration comes from, so `SIGHUP` can read it again.
+public struct ConfigSource: Sendable {
+    public var path: String?
+    public var environment: [String: String]
+    public var overrides: [(String, String)]
+
+    public init(path: String?, environment: [String: String], overrides: [(String, String)]) {
+        self.path = path
+        self.environment = environment
+        self.overrides = overrides
+    }
+
+    /// Reads and validates the configuration.
+    /// - Throws: ``ConfigError`` or ``ServerError`` when the file cannot be read.
+    public func load() throws -> GateConfig {
+        var text: String?
+        if let path {
+            guard let t = readFile(path) else { throw ServerError("cannot read config file \(path)") }
+            text = t
+        }
+        return try ConfigLoader.load(
+            fileText: text, fileName: path ?? "config", environment: environment, overrides: overrides)
+    }
+}
+
+/// Reads a whole small file.
+func readFile(_ path: String) -> String? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n > 0 { out.append(contentsOf: buf[0..<n]) }
+        if n < buf.count { break }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Flags the signal thread and the control path raise for the loop.
+final class LoopSignals: Sendable {
+    let stop = Atomic<Bool>(false)
+    let reload = Atomic<Bool>(false)
+    let ready = Atomic<Bool>(false)
+    /// Monotonic ns of the loop's last turn: `/healthz` answers 200 while it is recent.
+    let lastTurn = Atomic<UInt64>(0)
+}
+
+/// `heatgate run`: PULL in, engine, LMDB, PUB out, with control, metrics, heartbeats and sweeps.
+///
+/// One thread owns the engine, the store's write transactions and every ZeroMQ socket but the signal
+/// thread's wake-up socket: the decision path is a single writer and takes no lock. A flusher thread makes
+/// commits durable within milliseconds; the HTTP thread reads atomics only.
+public final class Daemon {
+    public static let batchLimit = 512
+    public static let wakeEndpoint = "inproc://heatgate-wake"
+
+    let source: ConfigSource
+    var config: GateConfig
+    var logger: Logger
+    public let metrics = Metrics()
+    let signals = LoopSignals()
+    let startedAt: Double
+    let startedMono: UInt64
+    var rejectLog = RateLimiter(perSecond: 20)
+
+    public init(source: ConfigSource) throws {
+        self.source = source
+        config = try source.load()
+        logger = Logger(level: config.logLevel, format: config.logFormat)
+        startedAt = wallClock()
+        startedMono = monotonicNanos()
+    }
+
+    /// Runs until `SIGTERM`/`SIGINT`; returns the process exit code.
+    public func run() -> Int32 {
+        do {
+            try serve()
+            return 0
+        } catch {
+            logger.error("heatgate stopped", ["error": "\(error)"])
+            return 1
+        }
+    }
+
+    func serve() throws {
+        try checkExposure(config)
+        // Sockets and store files: owner and group only (the Apply Layer reads through the group).
+        umask(0o007)
+        var sigs = sigset_t()
+        sigemptyset(&sigs)
+        for s in [SIGHUP, SIGTERM, SIGINT, SIGUSR1] { sigaddset(&sigs, s) }
+        // Blocked before any thread starts, so every thread (libzmq's too) inherits the mask and only the
+        // signal thread ever takes them.
+        pthread_sigmask(SIG_BLOCK, &sigs, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let gate: Gate
+        do {
+            gate = try Gate(config: config, durable: false, metrics: metrics, now: wallClock())
+        } catch {
+            throw ServerError("cannot open the store in \(config.stateDir): \(error)")
+        }
+        let ctx = try Context(ioThreads: 1)
+        let pull = try Socket(ctx, type: .pull)
+        let pub = try Socket(ctx, type: .pub)
+        let control = try Socket(ctx, type: .rep)
+        let wake = try Socket(ctx, type: .pull)
+        try pull.set(.receiveHighWaterMark, 100_000)
+        // Frames over 64 KiB are counted as rejected; only absurd ones are cut off by libzmq itself.
+        try pull.set(.maxMessageSize, Int64(16 << 20))
+        try pub.set(.sendHighWaterMark, 100_000)
+        // Without NODROP a full subscriber queue drops silently; with it the send fails and we count it.
+        try pub.set(.xpubNoDrop, true)
+        try pub.set(.linger, 1000)
+        for s in [pull, control, wake] { try s.set(.linger, 0) }
+        try applyCurve(config, server: [pull, pub])
+        try bind(pull, config.ingestEndpoint, "P26_INGEST_ENDPOINT")
+        try bind(pub, config.publishEndpoint, "P26_PUBLISH_ENDPOINT")
+        if config.controlEndpoint.hasPrefix("ipc://") { unlinkStaleIPC(config.controlEndpoint) }
+        try bind(control, config.controlEndpoint, "P26_CONTROL_ENDPOINT")
+        try wake.bind(Self.wakeEndpoint)
+
+        let signals = self.signals
+        let metrics = self.metrics
+        let http = try HTTPServer(host: config.metricsBind, port: config.metricsPort) { path in
+            switch path {
+            case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
+            case "/healthz":
+                let age = monotonicNanos() &- signals.lastTurn.load(ordering: .relaxed)
+                return age < 5_000_000_000 ? (200, "text/plain", "ok\n") : (503, "text/plain", "loop stalled\n")
+            case "/readyz":
+                return signals.ready.load(ordering: .relaxed)
+                    ? (200, "text/plain", "ready\n") : (503, "text/plain", "starting\n")
+            default: return (404, "text/plain", "not found\n")
+            }
+        }
+        http.start()
+        let signalThread = startSignalThread(ctx)
+        let store = gate.store
+        let flusher = startThread(name: "hg-flush") {
+            // Commits go to the memory map; this makes them durable within ~5 ms (SPEC §10 P3: 10 ms).
+            var flushed: UInt64 = 0
+            while !signals.stop.load(ordering: .relaxed) {
+                usleep(5_000)
+                let writes = metrics.storeWrites.load
+                if writes != flushed {
+                    try? store.sync()
+                    flushed = writes
+                }
+            }
+        }
+        metrics.observe(gate.engine, now: wallClock())
+        logger.notice(
+            "heatgate started",
+            [
+                "version": HeatGateVersion.current, "mode": config.mode.label, "ingest": config.ingestEndpoint,
+                "publish": config.publishEndpoint, "control": config.controlEndpoint,
+                "metrics": "\(config.metricsBind):\(http.port)", "state_dir": config.stateDir,
+                "next_seq": "\(gate.engine.nextSeq)", "kill_switch": "\(gate.engine.killSwitch)",
+            ])
+        signals.ready.store(true, ordering: .relaxed)
+
+        try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
+
+        signals.ready.store(false, ordering: .relaxed)
+        try? pull.close(linger: 0)
+        try? control.close(linger: 0)
+        try? wake.close(linger: 0)
+        try? pub.close(linger: 1000)
+        http.stop()
+        pthread_kill(signalThread, SIGUSR1)
+        pthread_join(signalThread, nil)
+        pthread_join(flusher, nil)
+        try? gate.store.sync()
+        logger.notice("heatgate stopped", ["last_seq": "\(gate.engine.nextSeq - 1)"])
+    }
+
+    func bind(_ s: Socket, _ endpoint: String, _ key: String) throws {
+        do {
+            try s.bind(endpoint)
+        } catch {
+            throw ServerError("cannot bind \(key)=\(endpoint): \(error)")
+        }
+    }
+
+    func startSignalThread(_ ctx: Context) -> pthread_t {
+        let signals = self.signals
+        let pushBox = UncheckedBox(try? Socket(ctx, type: .push))
+        try? pushBox.value?.set(.linger, 0)
+        try? pushBox.value?.connect(Self.wakeEndpoint)
+        return startThread(name: "hg-signals") {
+            var set = sigset_t()
+            sigemptyset(&set)
+            for s in [SIGHUP, SIGTERM, SIGINT, SIGUSR1] { sigaddset(&set, s) }
+            while true {
+                var sig: Int32 = 0
+                guard sigwait(&set, &sig) == 0 else { continue }
+                switch sig {
+                case SIGHUP: signals.reload.store(true, ordering: .relaxed)
+                case SIGTERM, SIGINT: signals.stop.store(true, ordering: .relaxed)
+                default:
+                    try? pushBox.value?.close(linger: 0)
+                    return
+                }
+                _ = try? pushBox.value?.send("wake", flags: .dontWait)
+            }
+        }
+    }
+
+    // MARK: - The loop
+
+    func loop(gate: Gate, pull: Socket, pub: Socket, control: Socket, wake: Socket, metricsPort: Int) throws {
+        var items = [PollItem(pull), PollItem(control), PollItem(wake)]
+        let message = Message()
+        var topic: [UInt8] = Array("calibrated.".utf8)
+        let topicPrefix = topic.count
+        var heartbeat = JSONWriter(capacity: 512)
+        var nextHeartbeat = monotonicNanos()
+        var nextSweep = monotonicNanos() + 1_000_000_000
+        var nextObserve = monotonicNanos()
+        while true {
+            let turn = monotonicNanos()
+            signals.lastTurn.store(turn, ordering: .relaxed)
+            if signals.stop.load(ordering: .relaxed) { break }
+            if signals.reload.exchange(false, ordering: .relaxed) { reload(gate) }
+            var wait: UInt64 = 100_000_000
+            if config.heartbeatSec > 0 { wait = min(wait, nextHeartbeat > turn ? nextHeartbeat - turn : 0) }
+            _ = try ZMQ.poll(&items, timeout: .nanoseconds(Int64(wait)))
+            if items[0].returnedEvents.contains(.in) {
+                try drainBatch(gate, pull, pub, message, &topic, topicPrefix)
+            }
+            if items[1].returnedEvents.contains(.in) {
+                serveControl(gate, control, message, metricsPort: metricsPort)
+            }
+            if items[2].returnedEvents.contains(.in) {
+                while (try? wake.receive(into: message, flags: .dontWait)) == true {}
+            }
+            let now = monotonicNanos()
+            if now >= nextObserve {
+                metrics.observe(gate.engine, now: wallClock())
+                nextObserve = now + 100_000_000
+            }
+            if config.heartbeatSec > 0 && now >= nextHeartbeat {
+                publishHeartbeat(gate, pub, &heartbeat)
+                nextHeartbeat = now + UInt64(config.heartbeatSec * 1e9)
+            }
+            if now >= nextSweep {
+                sweep(gate, pull: pull)
+                nextSweep = monotonicNanos() + 1_000_000_000
+            }
+        }
+        // Stop intake but finish what is already queued, within a bound.
+        let deadline = monotonicNanos() + 2_000_000_000
+        var drained = 0
+        while monotonicNanos() < deadline, drained < 1_000_000 {
+            let before = metrics.processed.load + metrics.rejected.load
+            try drainBatch(gate, pull, pub, message, &topic, topicPrefix)
+            let handled = metrics.processed.load + metrics.rejected.load - before
+            if handled == 0 && gate.published.isEmpty { break }
+            drained += Int(handled)
+        }
+        publishHeartbeat(gate, pub, &heartbeat)
+    }
+
+    /// Receives up to ``batchLimit`` queued messages, decides them, commits once, then publishes.
+    func drainBatch(
+        _ gate: Gate, _ pull: Socket, _ pub: Socket, _ message: Message, _ topic: inout [UInt8], _ prefix: Int
+    )
+        throws
+    {
+        let t0 = monotonicNanos()
+        let now = wallClock()
+        gate.beginBatch()
+        var received = 0
+        while received < Self.batchLimit, try pull.receive(into: message, flags: .dontWait) {
+            received += 1
+            message.withUnsafeBytes { bytes in
+                let handled = gate.handle(bytes, now: now)
+                log(handled, gate)
+            }
+        }
+        if received == 0 { return }
+        guard try gate.commit(now: now) else {
+            logger.error(
+                "store write failed; batch not published", ["error": gate.lastStoreError, "messages": "\(received)"])
+            return
+        }
+        for p in gate.published {
+            topic.removeSubrange(prefix...)
+            gate.symbol(p).withBytes { topic.append(contentsOf: $0) }
+            let sent = gate.withPayload(p) { payload -> Bool in
+                guard (try? pub.send(topic, flags: [.sendMore, .dontWait])) == true else { return false }
+                return (try? pub.send(payload, flags: .dontWait)) == true
+            }
+            if !sent { metrics.publishDropped.add() }
+        }
+        let elapsed = monotonicNanos() &- t0
+        for p in gate.published where !p.duplicate { metrics.latency.record(nanoseconds: elapsed) }
+    }
+
+    func log(_ handled: Gate.Handled, _ gate: Gate) {
+        switch handled {
+        case .decision(let d):
+            let level: LogLevel = d.downgraded || d.killSwitch || d.failClosed ? .info : .debug
+            guard logger.enabled(level) else { return }
+            let msg =
+                d.mode == .shadow
+                ? (d.downgraded ? "SHADOW-COMPARE DOWNGRADE" : "SHADOW-COMPARE")
+                : (d.downgraded ? "DOWNGRADE" : "PASS")
+            logger.log(
+                level, msg,
+                [
+                    "seq": "\(d.seq)", "symbol": "\(gate.engine.symbol(d.symbolId))",
+                    "from": d.original?.token ?? "UNKNOWN", "to": d.calibrated?.token ?? "UNCHANGED",
+                    "effective": d.effective?.token ?? "ORIGINAL", "reason": d.reason.label,
+                    "heat": d.heat.isNaN ? "null" : "\(d.heat)", "bucket": d.bucket.label, "mode": d.mode.label,
+                ])
+        case .duplicate(let seq):
+            logger.debug("duplicate plan_id; republishing", ["seq": "\(seq)"])
+        case .state:
+            break
+        case .rejected(let r):
+            if rejectLog.allow(now: monotonicNanos()) {
+                logger.warning(
+                    "rejected message",
+                    [
+                        "reason": r.reason.label, "field": r.field, "detail": r.detail,
+                        "suppressed": "\(rejectLog.takeSuppressed())",
+                    ])
+            }
+        }
+    }
+
+    func publishHeartbeat(_ gate: Gate, _ pub: Socket, _ w: inout JSONWriter) {
+        let now = wallClock()
+        var hb = Heartbeat()
+        let e = gate.engine
+        hb.lastSeq = e.nextSeq - 1
+        hb.mode = e.policy.mode
+        hb.killSwitch = e.killSwitch
+        let (heat, problem) = e.heatInputs(now: now)
+        if problem == nil {
+            hb.heat = heat
+            hb.bucket = e.policy.bucket(heat)
+        }
+        if e.equity != nil { hb.equityAge = now - e.equityTs }
+        hb.positions = e.openPositions
+        hb.processed = metrics.processed.load
+        hb.downgraded = metrics.downgraded.load
+        hb.rejected = metrics.rejected.load
+        hb.uptime = now - startedAt
+        hb.ts = now
+        w.reset()
+        hb.encode(into: &w)
+        let ok = (try? pub.send("heartbeat", flags: [.sendMore, .dontWait])) == true
+        if !ok || (try? pub.send(w.bytes, flags: .dontWait)) != true { metrics.publishDropped.add() }
+    }
+
+    /// Bounded sweeps: a few short transactions, only while no message waits.
+    func sweep(_ gate: Gate, pull: Socket) {
+        let now = wallClock()
+        let budget = monotonicNanos() + 2_000_000
+        repeat {
+            guard let r = try? gate.store.sweepExpired(now: now, limit: 1000) else { break }
+            metrics.sweptLatest.add(UInt64(r.removed))
+            if !r.more { break }
+        } while monotonicNanos() < budget && !pending(pull)
+        repeat {
+            guard let r = try? gate.store.sweepJournal(now: now, retention: config.journalRetentionSec, limit: 1000)
+            else { break }
+            metrics.sweptJournal.add(UInt64(r.decisions))
+            metrics.sweptEvents.add(UInt64(r.events))
+            if !r.more { break }
+        } while monotonicNanos() < budget && !pending(pull)
+    }
+
+    func pending(_ s: Socket) -> Bool {
+        (try? s.events.contains(.in)) ?? false
+    }
+
+    // MARK: - Reload and control
+
+    func reload(_ gate: Gate) {
+        do {
+            let fresh = try source.load()
+            let old = config
+            config.mode = fresh.mode
+            config.heatMin = fresh.heatMin
+            config.heatMax = fresh.heatMax
+            config.coldAction = fresh.coldAction
+            config.warmAction = fresh.warmAction
+            config.hotAction = fresh.hotAction
+            config.failMode = fresh.failMode
+            config.stateMaxAgeSec = fresh.stateMaxAgeSec
+            config.proposalMaxAgeSec = fresh.proposalMaxAgeSec
+            config.calibratedTTLSec = fresh.calibratedTTLSec
+            config.journalRetentionSec = fresh.journalRetentionSec
+            config.heartbeatSec = fresh.heartbeatSec
+            config.logLevel = fresh.logLevel
+            config.logFormat = fresh.logFormat
+            gate.apply(Policy(config))
+            logger = Logger(level: config.logLevel, format: config.logFormat)
+            var restartOnly: [String] = []
+            if fresh.stateDir != old.stateDir { restartOnly.append("P26_STATE_DIR") }
+            if fresh.ingestEndpoint != old.ingestEndpoint { restartOnly.append("P26_INGEST_ENDPOINT") }
+            if fresh.publishEndpoint != old.publishEndpoint { restartOnly.append("P26_PUBLISH_ENDPOINT") }
+            if fresh.controlEndpoint != old.controlEndpoint { restartOnly.append("P26_CONTROL_ENDPOINT") }
+            if fresh.metricsBind != old.metricsBind || fresh.metricsPort != old.metricsPort {
+                restartOnly.append("P26_METRICS_BIND/PORT")
+            }
+            if fresh.mapSizeMB != old.mapSizeMB { restartOnly.append("P26_MAP_SIZE_MB") }
+            logger.notice(
+                "configuration reloaded",
+                [
+                    "mode": config.mode.label, "heat_min": "\(config.heatMin)", "heat_max": "\(config.heatMax)",
+                    "restart_needed_for": restartOnly.joined(separator: ","),
+                ])
+            metrics.observe(gate.engine, now: wallClock())
+        } catch {
+            logger.error("configuration reload refused; keeping the running configuration", ["error": "\(error)"])
+        }
+    }
+
+    func serveControl(_ gate: Gate, _ control: Socket, _ message: Message, metricsPort: Int) {
+        guard (try? control.receive(into: message, flags: .dontWait)) == true else { return }
+        var more = message.more
+        let request = message.withUnsafeBytes { try? JSON.parse($0) }
+        while more, (try? control.receive(into: message, flags: .dontWait)) == true { more = message.more }
+        var reply = JSONWriter(capacity: 1024)
+        let cmd = request?["cmd"]?.string ?? ""
+        switch cmd {
+        case "status":
+            statusJSON(gate, metricsPort: metricsPort, into: &reply)
+        case "mode":
+            let wanted = request?["mode"]?.string?.lowercased()
+            if wanted == "shadow" || wanted == "enforce" {
+                let previous = gate.engine.policy.mode
+                var policy = gate.engine.policy
+                policy.mode = wanted == "enforce" ? .enforce : .shadow
+                config.mode = policy.mode
+                gate.apply(policy)
+                metrics.observe(gate.engine, now: wallClock())
+                logger.notice(
+                    "mode switched",
+                    ["from": previous.label, "to": policy.mode.label, "reason": request?["reason"]?.string ?? ""])
+                reply.raw("{\"ok\":true,\"mode\":")
+                reply.string(policy.mode.label)
+                reply.raw(",\"previous\":")
+                reply.string(previous.label)
+                reply.raw("}")
+            } else {
+                reply.raw("{\"ok\":false,\"error\":\"mode must be shadow or enforce\"}")
+            }
+        case "reload":
+            signals.reload.store(false, ordering: .relaxed)
+            reload(gate)
+            reply.raw("{\"ok\":true,\"mode\":")
+            reply.string(config.mode.label)
+            reply.raw("}")
+        case "ping":
+            reply.raw("{\"ok\":true}")
+        default:
+            reply.raw("{\"ok\":false,\"error\":\"unknown command; use status, mode, reload, ping\"}")
+        }
+        _ = try? control.send(reply.bytes)
+    }
+
+    func statusJSON(_ gate: Gate, metricsPort: Int, into w: inout JSONWriter) {
+        let now = wallClock()
+        let e = gate.engine
+        let (heat, problem) = e.heatInputs(now: now)
+        w.raw("{\"ok\":true,\"version\":")
+        w.string(HeatGateVersion.current)
+        w.raw(",\"pid\":")
+        w.int(Int(getpid()))
+        w.raw(",\"mode\":")
+        w.string(e.policy.mode.label)
+        w.raw(",\"kill_switch\":")
+        w.bool(e.killSwitch)
+        w.raw(",\"heat_value\":")
+        w.double(problem == nil ? heat : .nan)
+        w.raw(",\"heat_bucket\":")
+        w.string((problem == nil ? e.policy.bucket(heat) : .unknown).label)
+        w.raw(",\"inputs_problem\":")
+        if let problem { w.string(problem.label) } else { w.raw("null") }
+        w.raw(",\"equity_usd\":")
+        w.double(e.equity ?? .nan)
+        w.raw(",\"equity_age_sec\":")
+        w.double(e.equity == nil ? .nan : now - e.equityTs)
+        w.raw(",\"positions\":")
+        w.int(e.openPositions)
+        w.raw(",\"total_risk_usd\":")
+        w.double(e.totalRiskUSD)
+        w.raw(",\"last_seq\":")
+        w.uint(e.nextSeq - 1)
+        w.raw(",\"processed\":")
+        w.uint(metrics.processed.load)
+        w.raw(",\"downgraded\":")
+        w.uint(metrics.downgraded.load)
+        w.raw(",\"rejected\":")
+        w.uint(metrics.rejected.load)
+        w.raw(",\"publish_dropped\":")
+        w.uint(metrics.publishDropped.load)
+        w.raw(",\"store_write_failures\":")
+        w.uint(metrics.storeWriteFailures.load)
+        w.raw(",\"uptime_sec\":")
+        w.fixed(now - startedAt, decimals: 3)
+        w.raw(",\"heat_min\":")
+        w.double(e.policy.heatMin)
+        w.raw(",\"heat_max\":")
+        w.double(e.policy.heatMax)
+        w.raw(",\"state_dir\":")
+        w.string(config.stateDir)
+        w.raw(",\"config_file\":")
+        if let p = source.path { w.string(p) } else { w.raw("null") }
+        w.raw(",\"ingest_endpoint\":")
+        w.string(config.ingestEndpoint)
+        w.raw(",\"publish_endpoint\":")
+        w.string(config.publishEndpoint)
+        w.raw(",\"metrics\":")
+        w.string("\(config.metricsBind):\(metricsPort)")
+        w.raw(",\"ts\":")
+        w.fixed(now, decimals: 6)
+        w.raw("}")
+    }
+}
+
+/// Holds a non-Sendable value handed to exactly one other thread.
+final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// Lets through at most `perSecond` events a second and counts the rest.
+struct RateLimiter {
+    let perSecond: Int
+    var windowStart: UInt64 = 0
+    var count = 0
+    var suppressed = 0
+
+    init(perSecond: Int) { self.perSecond = perSecond }
+
+    mutating func allow(now: UInt64) -> Bool {
+        if now &- windowStart >= 1_000_000_000 {
+            windowStart = now
+            count = 0
+        }
+        count += 1
+        if count > perSecond {
+            suppressed += 1
+            return false
+        }
+        return true
+    }
+
+    mutating func takeSuppressed() -> Int {
+        defer { suppressed = 0 }
+        return suppressed
+    }
+}
+
+/// Removes a socket file left by a daemon that was killed, so `bind` does not fail; a live daemon still
+/// answers on it, which the control client detects.
+func unlinkStaleIPC(_ endpoint: String) {
+    let path = String(endpoint.dropFirst("ipc://".count))
+    unlink(path)
+}

@@ -1,0 +1,215 @@
+import HeatGateCore
+import HeatGateStore
+import LMDB
+
+/// The engine and its store, without sockets: what `heatgate run` and `heatgate replay` share.
+///
+/// Messages are handled in batches. Each message goes through the engine at once; what it produced is
+/// kept in memory; then one short write transaction persists the batch (group commit), and only after it
+/// commits are the decisions handed out for publishing. A decision a subscriber has seen is therefore
+/// always in the store. If the store cannot be written even after growing the map, the batch's decisions
+/// are never published and the engine is rebuilt from the store, so memory, disk and the published `seq`
+/// never disagree.
+public final class Gate {
+    /// One decision ready to publish after commit.
+    public struct Published {
+        public var symbolId: Int32
+        public var seq: UInt64
+        public var payload: Range<Int>
+        /// A duplicate republishes the stored decision.
+        public var duplicate: Bool
+    }
+
+    /// What one message did, for logging and metrics.
+    public enum Handled {
+        case decision(Decision)
+        case duplicate(seq: UInt64)
+        case state(StateChange)
+        case rejected(Rejection)
+    }
+
+    struct StateWrite {
+        var kind: StateChange
+        var symbols: Range<Int>
+        var message: Range<Int>
+        var ts: Double
+        var eventId: UInt64
+    }
+
+    public private(set) var engine: Engine
+    public let store: GateStore
+    public let metrics: Metrics
+    /// The largest the map may grow to, in bytes.
+    public var maxMapBytes = 64 << 30
+    public private(set) var mapBytes: Int
+    var nextEvent: UInt64
+    /// The batch's encoded decisions.
+    var out = JSONWriter(capacity: 1 << 16)
+    public private(set) var published: [Published] = []
+    var pendingDecisions: [(seq: UInt64, symbolId: Int32, expiresAt: Double, payload: Range<Int>)] = []
+    var stateWrites: [StateWrite] = []
+    var stateSymbols: [Int32] = []
+    var stateMessages: [UInt8] = []
+    var equityDirty = false
+    var scratch = JSONWriter(capacity: 512)
+
+    /// Opens the store in `directory` and restores the engine from it.
+    /// - Throws: ``StoreError`` or a restore failure.
+    public init(
+        config: GateConfig, directory: String? = nil, durable: Bool = false, metrics: Metrics = Metrics(), now: Double
+    )
+        throws
+    {
+        store = try GateStore(directory: directory ?? config.stateDir, mapSizeMB: config.mapSizeMB, durable: durable)
+        mapBytes = config.mapSizeMB << 20
+        self.metrics = metrics
+        engine = Engine(policy: Policy(config))
+        nextEvent = 1
+        try rebuild(now: now)
+        published.reserveCapacity(1024)
+        pendingDecisions.reserveCapacity(1024)
+        stateWrites.reserveCapacity(1024)
+    }
+
+    /// Reloads the engine from the store: at start, and after a batch that could not be persisted.
+    func rebuild(now: Double) throws {
+        let restored = try store.restore(now: now)
+        let fresh = Engine(policy: engine.policy)
+        fresh.nextSeq = restored.nextSeq
+        fresh.killSwitch = restored.killSwitch.on
+        if let e = restored.equity { fresh.restoreEquity(e.value, ts: e.ts) }
+        for s in restored.symbols {
+            do { try fresh.restore(s) } catch { continue }
+        }
+        for p in restored.recentPlans { fresh.rememberDecision(planKey: p.planKey, seq: p.seq, expiresAt: p.expiresAt) }
+        engine = fresh
+        nextEvent = restored.nextEvent
+    }
+
+    /// Applies a new policy (mode, thresholds, bucket actions) from the next message on.
+    public func apply(_ policy: Policy) { engine.policy = policy }
+
+    // MARK: - Batches
+
+    /// Starts a batch: clears the last one and reads the kill switch, so a switch set by `heatgate kill`
+    /// (even from another process) holds from the next proposal on.
+    public func beginBatch() {
+        out.reset()
+        published.removeAll(keepingCapacity: true)
+        pendingDecisions.removeAll(keepingCapacity: true)
+        stateWrites.removeAll(keepingCapacity: true)
+        stateSymbols.removeAll(keepingCapacity: true)
+        stateMessages.removeAll(keepingCapacity: true)
+        equityDirty = false
+        if let on = try? store.environment.read({ txn in try store.killSwitch(txn) }) { engine.killSwitch = on }
+    }
+
+    /// Handles one message within the batch.
+    @discardableResult
+    public func handle(_ bytes: UnsafeRawBufferPointer, now: Double) -> Handled {
+        switch engine.process(bytes, now: now) {
+        case .decision(let d, let p):
+            let start = out.count
+            DecisionEncoder.encode(d, proposal: p, source: bytes, symbol: engine.symbol(d.symbolId), into: &out)
+            pendingDecisions.append((d.seq, d.symbolId, d.expiresAt, start..<out.count))
+            published.append(Published(symbolId: d.symbolId, seq: d.seq, payload: start..<out.count, duplicate: false))
+            metrics.record(d)
+            return .decision(d)
+        case .duplicate(let seq, let p):
+            published.append(Published(symbolId: p.symbolId, seq: seq, payload: 0..<0, duplicate: true))
+            return .duplicate(seq: seq)
+        case .state(let kind):
+            let symStart = stateSymbols.count
+            stateSymbols.append(contentsOf: engine.dirtySymbols)
+            let msgStart = stateMessages.count
+            stateMessages.append(contentsOf: bytes)
+            if kind == .portfolio { equityDirty = true }
+            stateWrites.append(
+                StateWrite(
+                    kind: kind, symbols: symStart..<stateSymbols.count, message: msgStart..<stateMessages.count,
+                    ts: now, eventId: nextEvent))
+            nextEvent += 1
+            return .state(kind)
+        case .rejected(let r):
+            metrics.record(r.reason)
+            return .rejected(r)
+        }
+    }
+
+    /// Persists the batch in one transaction, growing the map when it is full.
+    ///
+    /// - Returns: `true` when committed (publish ``published`` then); `false` when the batch could not be
+    ///   stored: its decisions are dropped and the engine is rebuilt from the store.
+    /// - Throws: only when even the rebuild fails (the store is unreadable).
+    public func commit(now: Double) throws -> Bool {
+        if pendingDecisions.isEmpty && stateWrites.isEmpty && !published.contains(where: \.duplicate) { return true }
+        var lastError: (any Error)?
+        for _ in 0..<8 {
+            do {
+                try writeBatch()
+                metrics.storeWrites.add()
+                return true
+            } catch let e as LMDBError where e == .mapFull {
+                lastError = e
+                guard mapBytes * 2 <= maxMapBytes, (try? store.setMapSize(mapBytes * 2)) != nil else { break }
+                mapBytes *= 2
+            } catch {
+                lastError = error
+                break
+            }
+        }
+        metrics.storeWriteFailures.add()
+        lastStoreError = lastError.map { "\($0)" } ?? "unknown"
+        published.removeAll(keepingCapacity: true)
+        try rebuild(now: now)
+        return false
+    }
+
+    /// Why the last failed commit failed.
+    public private(set) var lastStoreError = ""
+
+    func writeBatch() throws {
+        let txn = try store.environment.beginWrite()
+        // On any throw below, `txn` is dropped, which aborts it.
+        try out.bytes.withUnsafeBytes { buf in
+            for d in pendingDecisions {
+                try store.putDecision(
+                    txn, seq: d.seq, symbol: engine.symbol(d.symbolId), expiresAt: d.expiresAt,
+                    json: UnsafeRawBufferPointer(rebasing: buf[d.payload]))
+            }
+        }
+        try stateMessages.withUnsafeBytes { msgs in
+            for w in stateWrites {
+                for i in w.symbols {
+                    try store.putSymbol(txn, engine.snapshot(stateSymbols[i]), scratch: &scratch)
+                }
+                try store.putEvent(
+                    txn, id: w.eventId, kind: w.kind, ts: w.ts,
+                    message: UnsafeRawBufferPointer(rebasing: msgs[w.message]),
+                    scratch: &scratch)
+            }
+        }
+        if equityDirty, let e = engine.equity {
+            try store.putEquity(txn, value: e, ts: engine.equityTs, scratch: &scratch)
+        }
+        try store.putCounters(txn, nextSeq: engine.nextSeq, nextEvent: nextEvent)
+        // Duplicates republish what the journal holds, byte for byte.
+        for i in published.indices where published[i].duplicate {
+            if let stored = try store.journaled(txn, seq: published[i].seq) {
+                let start = out.count
+                out.raw(stored, 0..<stored.count)
+                published[i].payload = start..<out.count
+            }
+        }
+        try txn.commit()
+        published.removeAll { $0.duplicate && $0.payload.isEmpty }
+    }
+
+    /// The bytes of a decision to publish.
+    public func withPayload<R>(_ p: Published, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try out.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[p.payload])) }
+    }
+
+    /// The symbol of a published decision.
+    public func symbol(_ p: Published) -> SymbolKey { engine.symbol(p.symbolId) }
+}

@@ -1,0 +1,244 @@
+import HeatGateCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A monotonically increasing count, written by one thread and read by the scraper: relaxed atomics,
+/// no lock on the decision path.
+public final class Counter: Sendable {
+    let value = Atomic<UInt64>(0)
+
+    public init() {}
+
+    public func add(_ n: UInt64 = 1) { value.wrappingAdd(n, ordering: .relaxed) }
+
+    public var load: UInt64 { value.load(ordering: .relaxed) }
+}
+
+/// A value that goes up and down, stored as the bits of a `Double`.
+public final class Gauge: Sendable {
+    let bits = Atomic<UInt64>(0)
+
+    public init() {}
+
+    public func set(_ v: Double) { bits.store(v.bitPattern, ordering: .relaxed) }
+
+    public var load: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
+}
+
+/// A fixed-bucket histogram of seconds whose buckets fit microseconds.
+public final class LatencyHistogram: Sendable {
+    /// Upper bounds in seconds: 0.5 µs … 100 ms.
+    public static let bounds: [Double] = [
+        0.5e-6, 1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 100e-3,
+    ]
+    let buckets: [Counter] = LatencyHistogram.bounds.map { _ in Counter() } + [Counter()]
+    let sumNanos = Counter()
+    let count = Counter()
+
+    public init() {}
+
+    public func record(nanoseconds ns: UInt64) {
+        let s = Double(ns) * 1e-9
+        var i = 0
+        while i < Self.bounds.count && s > Self.bounds[i] { i += 1 }
+        buckets[i].add()
+        sumNanos.add(ns)
+        count.add()
+    }
+}
+
+/// Every metric of SPEC §8, rendered as Prometheus text.
+public final class Metrics: Sendable {
+    public let processed = Counter()
+    /// `p26_actions_downgraded_total`, indexed by (from, to, reason).
+    let downgradedByKey: [Counter]
+    /// Downgrades of any kind, for the heartbeat.
+    public let downgraded = Counter()
+    /// `p26_failures_total{reason}`: decisions whose heat inputs were unusable, by reason.
+    let failuresByReason: [Counter]
+    /// `p26_fail_closed_total{reason}`.
+    let failClosedByReason: [Counter]
+    let rejectedByReason: [Counter]
+    public let rejected = Counter()
+    public let heat = Gauge()
+    public let bucket = Gauge()
+    public let enforceMode = Gauge()
+    public let killSwitch = Gauge()
+    public let equity = Gauge()
+    public let positions = Gauge()
+    public let inputsAge = Gauge()
+    public let latency = LatencyHistogram()
+    public let storeWrites = Counter()
+    public let storeWriteFailures = Counter()
+    public let sweptLatest = Counter()
+    public let sweptJournal = Counter()
+    public let sweptEvents = Counter()
+    public let publishDropped = Counter()
+    public let lastSeq = Counter()
+    let version: String
+
+    static let actions = Action.allCases.count + 1  // + unknown
+    static let reasons = Reason.allCases.count
+
+    public init(version: String = HeatGateVersion.current) {
+        self.version = version
+        downgradedByKey = (0..<(Self.actions * Self.actions * Self.reasons)).map { _ in Counter() }
+        failuresByReason = Reason.allCases.map { _ in Counter() }
+        failClosedByReason = Reason.allCases.map { _ in Counter() }
+        rejectedByReason = RejectReason.allCases.map { _ in Counter() }
+        heat.set(.nan)
+        inputsAge.set(.nan)
+        equity.set(.nan)
+        bucket.set(Double(Bucket.unknown.rawValue))
+    }
+
+    static func actionIndex(_ a: Action?) -> Int { a.map { Int($0.rawValue) } ?? Action.allCases.count }
+
+    /// Counts one fresh decision.
+    public func record(_ d: Decision) {
+        processed.add()
+        lastSeq.value.store(d.seq, ordering: .relaxed)
+        if d.downgraded {
+            downgraded.add()
+            let i =
+                (Self.actionIndex(d.original) * Self.actions + Self.actionIndex(d.calibrated)) * Self.reasons
+                + Int(d.reason.rawValue)
+            downgradedByKey[i].add()
+        }
+        if d.reason.isInputReason { failuresByReason[Int(d.reason.rawValue)].add() }
+        if d.failClosed { failClosedByReason[Int(d.reason.rawValue)].add() }
+    }
+
+    public func record(_ r: RejectReason) {
+        rejected.add()
+        rejectedByReason[RejectReason.allCases.firstIndex(of: r)!].add()
+    }
+
+    /// Reads the rejection count of one reason (tests and status).
+    public func rejectedCount(_ r: RejectReason) -> UInt64 {
+        rejectedByReason[RejectReason.allCases.firstIndex(of: r)!].load
+    }
+
+    /// Updates the gauges that describe the book.
+    public func observe(_ engine: Engine, now: Double) {
+        let (h, problem) = engine.heatInputs(now: now)
+        heat.set(problem == nil ? h : .nan)
+        bucket.set(Double((problem == nil ? engine.policy.bucket(h) : .unknown).rawValue))
+        enforceMode.set(engine.policy.mode == .enforce ? 1 : 0)
+        killSwitch.set(engine.killSwitch ? 1 : 0)
+        equity.set(engine.equity ?? .nan)
+        positions.set(Double(engine.openPositions))
+        inputsAge.set(engine.equity == nil ? .nan : now - engine.equityTs)
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    public func render() -> String {
+        var o = ""
+        o.reserveCapacity(8192)
+        func header(_ name: String, _ type: String, _ help: String) {
+            o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func num(_ v: Double) -> String {
+            if v.isNaN { return "NaN" }
+            if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+            return v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
+        }
+        header(
+            "p26_heat_value", "gauge",
+            "Portfolio heat: sum of |notional| * sigma over equity (NaN while inputs are unusable).")
+        o += "p26_heat_value \(num(heat.load))\n"
+        header("p26_bucket", "gauge", "Current heat bucket: 1 for the current state, 0 for the others.")
+        let current = Int(bucket.load)
+        for b in Bucket.allCases {
+            o += "p26_bucket{state=\"\(b.label)\"} \(Int(b.rawValue) == current ? 1 : 0)\n"
+        }
+        header(
+            "p26_actions_downgraded_total", "counter", "Proposals whose calibrated action differs from the original.")
+        let names = Action.allCases.map(\.token) + ["UNKNOWN"]
+        for (i, c) in downgradedByKey.enumerated() where c.load > 0 {
+            let reason = Reason.allCases[i % Self.reasons].label
+            let to = names[(i / Self.reasons) % Self.actions]
+            let from = names[i / (Self.reasons * Self.actions)]
+            o +=
+                "p26_actions_downgraded_total{from_action=\"\(from)\",to_action=\"\(to)\",reason=\"\(reason)\"} \(c.load)\n"
+        }
+        header("p26_proposals_processed_total", "counter", "Proposals decided (a duplicate plan_id counts once).")
+        o += "p26_proposals_processed_total \(processed.load)\n"
+        header("p26_failures_total", "counter", "Decisions made while the heat inputs were unusable, by reason.")
+        for r in Reason.allCases where r.isInputReason {
+            o += "p26_failures_total{reason=\"\(r.label)\"} \(failuresByReason[Int(r.rawValue)].load)\n"
+        }
+        header(
+            "p26_fail_closed_total", "counter",
+            "Full closes cut to PARTIAL_25 because inputs were unusable (P26_FAIL_MODE=closed).")
+        for r in Reason.allCases where r.isInputReason {
+            o += "p26_fail_closed_total{reason=\"\(r.label)\"} \(failClosedByReason[Int(r.rawValue)].load)\n"
+        }
+        header("p26_rejected_total", "counter", "Messages refused as bad input, by reason.")
+        for (i, r) in RejectReason.allCases.enumerated() {
+            o += "p26_rejected_total{reason=\"\(r.label)\"} \(rejectedByReason[i].load)\n"
+        }
+        header("p26_enforce_mode", "gauge", "1 in enforce mode, 0 in shadow mode.")
+        o += "p26_enforce_mode \(num(enforceMode.load))\n"
+        header("p26_kill_switch", "gauge", "1 while the kill switch holds every proposal.")
+        o += "p26_kill_switch \(num(killSwitch.load))\n"
+        header("p26_equity_usd", "gauge", "The latest equity, in USD.")
+        o += "p26_equity_usd \(num(equity.load))\n"
+        header("p26_positions", "gauge", "Open positions in the book.")
+        o += "p26_positions \(num(positions.load))\n"
+        header("p26_inputs_age_seconds", "gauge", "Age of the latest equity, in seconds.")
+        o += "p26_inputs_age_seconds \(num(inputsAge.load))\n"
+        header(
+            "p26_decision_latency_seconds", "histogram", "From a proposal's arrival to its decision being published.")
+        var cumulative: UInt64 = 0
+        for (i, bound) in LatencyHistogram.bounds.enumerated() {
+            cumulative += latency.buckets[i].load
+            o += "p26_decision_latency_seconds_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        cumulative += latency.buckets[LatencyHistogram.bounds.count].load
+        o += "p26_decision_latency_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
+        o += "p26_decision_latency_seconds_sum \(num(Double(latency.sumNanos.load) * 1e-9))\n"
+        o += "p26_decision_latency_seconds_count \(cumulative)\n"
+        header("p26_store_writes_total", "counter", "Committed store transactions.")
+        o += "p26_store_writes_total \(storeWrites.load)\n"
+        header(
+            "p26_store_write_failures_total", "counter",
+            "Store transactions that failed (their decisions were not published).")
+        o += "p26_store_write_failures_total \(storeWriteFailures.load)\n"
+        header("p26_swept_total", "counter", "Records removed by the TTL and retention sweeps, by kind.")
+        o += "p26_swept_total{kind=\"latest\"} \(sweptLatest.load)\n"
+        o += "p26_swept_total{kind=\"journal\"} \(sweptJournal.load)\n"
+        o += "p26_swept_total{kind=\"events\"} \(sweptEvents.load)\n"
+        header(
+            "p26_publish_dropped_total", "counter",
+            "Messages the PUB socket could not queue (a subscriber at its high-water mark).")
+        o += "p26_publish_dropped_total \(publishDropped.load)\n"
+        header("p26_build_info", "gauge", "Build information; always 1.")
+        o += "p26_build_info{version=\"\(version)\"} 1\n"
+        return o
+    }
+}
+
+/// The version this binary reports.
+public enum HeatGateVersion {
+    public static let current = "0.1.0"
+}
+
+/// Monotonic nanoseconds, for latency.
+@inline(__always)
+public func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// Wall-clock epoch seconds, with fraction.
+@inline(__always)
+public func wallClock() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,0 +1,486 @@
+import HeatGateCore
+import LMDB
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The kill switch as stored: whether it is on, why, and since when.
+public struct KillSwitchState: Equatable, Sendable {
+    public var on: Bool
+    public var reason: String
+    public var ts: Double
+
+    public init(on: Bool, reason: String = "", ts: Double = 0) {
+        self.on = on
+        self.reason = reason
+        self.ts = ts
+    }
+}
+
+/// What the daemon needs back after a restart.
+public struct RestoredState: Sendable {
+    public var nextSeq: UInt64 = 1
+    public var nextEvent: UInt64 = 1
+    public var killSwitch = KillSwitchState(on: false)
+    public var equity: (value: Double, ts: Double)?
+    public var symbols: [SymbolSnapshot] = []
+    /// Unexpired latest decisions, so a `plan_id` decided before the restart is not decided twice.
+    public var recentPlans: [(planKey: UInt64, seq: UInt64, expiresAt: Double)] = []
+}
+
+/// Where a write failed, for `p26_store_write_failures_total` and the log.
+public struct StoreError: Error, CustomStringConvertible {
+    public var operation: String
+    public var underlying: LMDBError
+
+    public var description: String { "store \(operation) failed: \(underlying)" }
+}
+
+/// The LMDB schema of SPEC §5 (documented in `docs/store.md`).
+///
+/// One environment, seven named databases, every value documented JSON:
+///
+/// | database | key | value |
+/// |---|---|---|
+/// | `meta` | `schema`, `seq`, `event_seq`, `kill_switch`, `equity` | small JSON objects |
+/// | `book` | symbol | `{"symbol","notional_usd","sigma","price","ts"}` |
+/// | `latest` | symbol | the latest decision of the symbol (SPEC §4 JSON) |
+/// | `ttl` | big-endian `expires_at` ms ‖ symbol | empty: the sweep's index into `latest` |
+/// | `journal` | big-endian `seq` | every decision (SPEC §4 JSON) |
+/// | `events` | big-endian event id | `{"id","ts","kind","message"}`: every state change |
+///
+/// The store knows nothing of sockets; the daemon writes it on one thread (LMDB allows one writer).
+public final class GateStore: @unchecked Sendable {
+    public static let schemaVersion = 1
+
+    public let environment: Environment
+    public let directory: String
+    let meta: Database
+    let book: Database
+    let latest: Database
+    let ttl: Database
+    let journal: Database
+    let events: Database
+    public let readOnly: Bool
+    /// Serialises `sync()` (the flusher thread) with `setMapSize` (the writer growing the map): LMDB
+    /// remaps on resize, and a flush must not run on the old mapping meanwhile.
+    let mapLock = Mutex<Int>(0)
+
+    /// Opens (creating when needed) the store in `directory`.
+    ///
+    /// - Parameters:
+    ///   - directory: the state directory; created with mode 0750 when missing.
+    ///   - mapSizeMB: the map size (the most the store may grow to before the daemon grows it).
+    ///   - readOnly: open for reading only, as `heatgate get` and the Apply Layer do.
+    ///   - durable: `false` (the daemon) commits to the memory map without flushing; a background
+    ///     `sync()` makes commits durable within milliseconds. `true` flushes every commit (the CLI's
+    ///     rare writes, like the kill switch).
+    /// - Throws: ``StoreError`` naming the path.
+    public init(directory: String, mapSizeMB: Int = 1024, readOnly: Bool = false, durable: Bool = true) throws {
+        self.directory = directory
+        self.readOnly = readOnly
+        if !readOnly {
+            mkdir(directory, 0o750)
+        }
+        var flags: Environment.Flags = [.noTLS]
+        if readOnly { flags.insert(.readOnly) }
+        if !durable && !readOnly { flags.formUnion([.writeMap, .mapAsync]) }
+        do {
+            environment = try Environment(
+                path: directory, mapSize: mapSizeMB << 20, maxDatabases: 8, maxReaders: 126, flags: flags,
+                mode: 0o660)
+        } catch let e as LMDBError {
+            throw StoreError(operation: "open \(directory)", underlying: e)
+        }
+        func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
+            try txn.openDatabase(name, flags: readOnly ? [] : [.create])
+        }
+        do {
+            let dbs: [Database]
+            if readOnly {
+                dbs = try environment.read { txn in
+                    try ["meta", "book", "latest", "ttl", "journal", "events"].map { try open(txn, $0) }
+                }
+            } else {
+                dbs = try environment.write { txn in
+                    let dbs = try ["meta", "book", "latest", "ttl", "journal", "events"].map { try open(txn, $0) }
+                    if try txn.get(dbs[0], "schema") == nil {
+                        try txn.put(dbs[0], "schema", #"{"schema_version":\#(Self.schemaVersion)}"#)
+                    }
+                    return dbs
+                }
+            }
+            (meta, book, latest, ttl, journal, events) = (dbs[0], dbs[1], dbs[2], dbs[3], dbs[4], dbs[5])
+        } catch let e as LMDBError {
+            throw StoreError(
+                operation: e == .notFound ? "open \(directory) (no HeatGate store there yet)" : "open \(directory)",
+                underlying: e)
+        }
+    }
+
+    // MARK: - Restore
+
+    /// Reads back the book, equity, switches and sequence.
+    /// - Throws: ``StoreError``.
+    public func restore(now: Double) throws -> RestoredState {
+        var s = RestoredState()
+        try run("restore") {
+            try environment.read { txn in
+                if let v = try txn.get(meta, "seq"), let n = try? JSON.parse(v)["next_seq"]?.number {
+                    s.nextSeq = UInt64(n)
+                }
+                if let v = try txn.get(meta, "event_seq"), let n = try? JSON.parse(v)["next_event"]?.number {
+                    s.nextEvent = UInt64(n)
+                }
+                if let v = try txn.get(meta, "kill_switch") { s.killSwitch = Self.killSwitch(from: v) }
+                if let v = try txn.get(meta, "equity"), let j = try? JSON.parse(v), let e = j["equity_usd"]?.number,
+                    let ts = j["ts"]?.number
+                {
+                    s.equity = (e, ts)
+                }
+                try txn.withCursor(book) { c in
+                    var entry = try c.first()
+                    while let (_, value) = entry {
+                        if let j = try? JSON.parse(value), let sym = j["symbol"]?.string, let key = SymbolKey(sym) {
+                            s.symbols.append(
+                                SymbolSnapshot(
+                                    symbol: key, notional: j["notional_usd"]?.number ?? 0, sigma: j["sigma"]?.number,
+                                    price: j["price"]?.number, ts: j["ts"]?.number ?? 0))
+                        }
+                        entry = try c.next()
+                    }
+                }
+                try txn.withCursor(latest) { c in
+                    var entry = try c.first()
+                    while let (_, value) = entry {
+                        if let j = try? JSON.parse(value), let plan = j["plan_id"]?.string,
+                            let seq = j["seq"]?.number, let exp = j["expires_at"]?.number, exp > now
+                        {
+                            var p = plan
+                            let key = p.withUTF8 { hashBytes(UnsafeRawBufferPointer($0), 0..<$0.count) }
+                            s.recentPlans.append((key, UInt64(seq), exp))
+                        }
+                        entry = try c.next()
+                    }
+                }
+            }
+        }
+        // The journal is the truth for seq: a decision committed there is never reused.
+        if let last = try lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
+        return s
+    }
+
+    static func killSwitch(from v: UnsafeRawBufferPointer) -> KillSwitchState {
+        guard let j = try? JSON.parse(v) else { return KillSwitchState(on: true, reason: "unreadable record") }
+        return KillSwitchState(
+            on: j["on"]?.bool ?? true, reason: j["reason"]?.string ?? "", ts: j["ts"]?.number ?? 0)
+    }
+
+    // MARK: - Writes inside the daemon's batch transaction
+
+    /// Stores one decision: the journal (by `seq`), the symbol's latest decision, and its TTL entry.
+    public func putDecision(
+        _ txn: borrowing Transaction, seq: UInt64, symbol: SymbolKey, expiresAt: Double, json: UnsafeRawBufferPointer
+    ) throws {
+        _ = try withBigEndianKey(seq) { key in try txn.put(journal, key, json, flags: .append) }
+        try symbol.withBytes { sym in
+            try txn.put(latest, sym, json)
+            _ = try Self.withTTLKey(expiresAt, sym) { key in
+                try txn.put(ttl, key, UnsafeRawBufferPointer(start: nil, count: 0))
+            }
+        }
+    }
+
+    static func withTTLKey<R>(
+        _ expiresAt: Double, _ symbol: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 8 + symbol.count, alignment: 8) { buf in
+            let ms = UInt64(max(0, (expiresAt * 1000).rounded(.up)))
+            withUnsafeBytes(of: ms.bigEndian) { buf.copyMemory(from: $0) }
+            UnsafeMutableRawBufferPointer(rebasing: buf[8...]).copyMemory(from: symbol)
+            return try body(UnsafeRawBufferPointer(buf))
+        }
+    }
+
+    /// Stores one symbol's part of the book.
+    public func putSymbol(_ txn: borrowing Transaction, _ s: SymbolSnapshot, scratch w: inout JSONWriter) throws {
+        w.reset()
+        w.raw("{\"symbol\":\"")
+        s.symbol.withBytes { w.raw($0, 0..<$0.count) }
+        w.raw("\",\"notional_usd\":")
+        w.double(s.notional)
+        w.raw(",\"sigma\":")
+        w.double(s.sigma ?? .nan)
+        w.raw(",\"price\":")
+        w.double(s.price ?? .nan)
+        w.raw(",\"ts\":")
+        w.fixed(s.ts, decimals: 6)
+        w.byte(UInt8(ascii: "}"))
+        let bytes = w.bytes
+        _ = try s.symbol.withBytes { sym in try bytes.withUnsafeBytes { try txn.put(book, sym, $0) } }
+    }
+
+    /// Stores the latest equity.
+    public func putEquity(_ txn: borrowing Transaction, value: Double, ts: Double, scratch w: inout JSONWriter) throws {
+        w.reset()
+        w.raw("{\"equity_usd\":")
+        w.double(value)
+        w.raw(",\"ts\":")
+        w.fixed(ts, decimals: 6)
+        w.byte(UInt8(ascii: "}"))
+        let bytes = w.bytes
+        _ = try bytes.withUnsafeBytes { try txn.put(meta, "equity", $0) }
+    }
+
+    /// Journals one state change: the message as received, when and what kind.
+    public func putEvent(
+        _ txn: borrowing Transaction, id: UInt64, kind: StateChange, ts: Double, message: UnsafeRawBufferPointer,
+        scratch w: inout JSONWriter
+    ) throws {
+        w.reset()
+        w.raw("{\"id\":")
+        w.uint(id)
+        w.raw(",\"ts\":")
+        w.fixed(ts, decimals: 6)
+        w.raw(",\"kind\":")
+        switch kind {
+        case .position: w.raw("\"position\"")
+        case .book: w.raw("\"positions\"")
+        case .portfolio: w.raw("\"portfolio\"")
+        case .market: w.raw("\"market\"")
+        }
+        w.raw(",\"message\":")
+        w.raw(message, 0..<message.count)
+        w.byte(UInt8(ascii: "}"))
+        let bytes = w.bytes
+        _ = try withBigEndianKey(id) { key in
+            try bytes.withUnsafeBytes { try txn.put(events, key, $0, flags: .append) }
+        }
+    }
+
+    /// Records the next `seq` and event id, in the same transaction as the decisions that used them.
+    public func putCounters(_ txn: borrowing Transaction, nextSeq: UInt64, nextEvent: UInt64) throws {
+        try txn.put(meta, "seq", #"{"next_seq":\#(nextSeq)}"#)
+        try txn.put(meta, "event_seq", #"{"next_event":\#(nextEvent)}"#)
+    }
+
+    /// A journaled decision, read inside a transaction (for republishing a duplicate).
+    public func journaled(_ txn: borrowing Transaction, seq: UInt64) throws -> UnsafeRawBufferPointer? {
+        try withBigEndianKey(seq) { key in try txn.get(journal, key) }
+    }
+
+    /// Removes the whole book (a `positions` message replaces it).
+    public func clearBook(_ txn: borrowing Transaction) throws {
+        try txn.drop(book)
+    }
+
+    // MARK: - Reads for clients and operators
+
+    func run<R>(_ op: String, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let e as LMDBError {
+            throw StoreError(operation: op, underlying: e)
+        }
+    }
+
+    /// The latest decision of a symbol, as stored.
+    public func latestDecision(symbol: String) throws -> [UInt8]? {
+        try run("read latest") { try environment.read { txn in try txn.getBytes(latest, symbol) } }
+    }
+
+    /// A journaled decision by `seq`.
+    public func decision(seq: UInt64) throws -> [UInt8]? {
+        try run("read journal") {
+            try environment.read { txn in try withBigEndianKey(seq) { try txn.getBytes(journal, $0) } }
+        }
+    }
+
+    /// Journaled decisions with `seq` in `from...`, at most `limit`, in order.
+    public func decisions(from: UInt64, limit: Int) throws -> [(seq: UInt64, json: [UInt8])] {
+        try run("read journal") {
+            try environment.read { txn in
+                try txn.withCursor(journal) { c in
+                    var out: [(UInt64, [UInt8])] = []
+                    var entry = try withBigEndianKey(from) { try c.setRange($0) }
+                    while let (k, v) = entry, out.count < limit, let seq = decodeBigEndianUInt64(k) {
+                        out.append((seq, Array(v)))
+                        entry = try c.next()
+                    }
+                    return out
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with every journaled decision, then every event, oldest first (for reports).
+    public func forEachJournaled(decision: (JSON) -> Void, event: (JSON) -> Void) throws {
+        try run("read journal") {
+            try environment.read { txn in
+                try Self.scan(txn, journal, decision)
+                try Self.scan(txn, events, event)
+            }
+        }
+    }
+
+    static func scan(_ txn: borrowing Transaction, _ db: Database, _ body: (JSON) -> Void) throws {
+        try txn.withCursor(db) { c in
+            var entry = try c.first()
+            while let (_, v) = entry {
+                if let j = try? JSON.parse(v) { body(j) }
+                entry = try c.next()
+            }
+        }
+    }
+
+    /// The highest journaled `seq`.
+    public func lastSeq() throws -> UInt64? {
+        try run("read journal") {
+            try environment.read { txn in
+                try txn.withCursor(journal) { c in try c.last().flatMap { decodeBigEndianUInt64($0.key) } }
+            }
+        }
+    }
+
+    /// The stored kill switch.
+    public func killSwitch() throws -> KillSwitchState {
+        try run("read kill switch") {
+            try environment.read { txn in
+                try txn.get(meta, "kill_switch").map(Self.killSwitch(from:)) ?? KillSwitchState(on: false)
+            }
+        }
+    }
+
+    /// Reads the kill switch inside an open transaction (the daemon checks it before every batch).
+    public func killSwitch(_ txn: borrowing Transaction) throws -> Bool {
+        guard let v = try txn.get(meta, "kill_switch") else { return false }
+        // Fast path: the record is written by setKillSwitch, "on" first.
+        return v.count >= 10 && v.equals(0..<10, #"{"on":true"#) || (v.count < 10 && Self.killSwitch(from: v).on)
+    }
+
+    /// Sets the kill switch, durably: it works whether or not the daemon runs, and the daemon reads it
+    /// before its next batch.
+    public func setKillSwitch(_ state: KillSwitchState) throws {
+        var w = JSONWriter(capacity: 128)
+        w.raw("{\"on\":")
+        w.bool(state.on)
+        w.raw(",\"reason\":")
+        w.string(state.reason)
+        w.raw(",\"ts\":")
+        w.fixed(state.ts, decimals: 6)
+        w.byte(UInt8(ascii: "}"))
+        let bytes = w.bytes
+        try run("write kill switch") {
+            try environment.write { txn in try bytes.withUnsafeBytes { try txn.put(meta, "kill_switch", $0) } }
+            try environment.sync(force: true)
+        }
+    }
+
+    /// Entry counts, for status and tests.
+    public func counts() throws -> (journal: Int, events: Int, latest: Int, ttl: Int, book: Int) {
+        try run("stat") {
+            try environment.read { txn in
+                (
+                    try txn.stat(journal).entries, try txn.stat(events).entries, try txn.stat(latest).entries,
+                    try txn.stat(ttl).entries, try txn.stat(book).entries
+                )
+            }
+        }
+    }
+
+    // MARK: - Sweeps
+
+    /// Removes latest decisions whose `expires_at` has passed, at most `limit` TTL entries per call, in one
+    /// short write transaction.
+    /// - Returns: how many latest decisions were removed, and whether more expired entries remain.
+    public func sweepExpired(now: Double, limit: Int) throws -> (removed: Int, more: Bool) {
+        let nowMs = UInt64(max(0, now * 1000))
+        return try run("sweep ttl") {
+            try environment.write { txn in
+                var removed = 0
+                var visited = 0
+                var more = false
+                try txn.withCursor(ttl) { c in
+                    var entry = try c.first()
+                    while let (k, _) = entry, k.count > 8,
+                        let expiry = decodeBigEndianUInt64(UnsafeRawBufferPointer(rebasing: k[0..<8])), expiry <= nowMs
+                    {
+                        if visited == limit {
+                            more = true
+                            break
+                        }
+                        visited += 1
+                        let symbol = UnsafeRawBufferPointer(rebasing: k[8...])
+                        // The symbol may have a newer decision: remove only the one this entry indexes.
+                        if let v = try txn.get(latest, symbol), let exp = Self.number(v, "expires_at"),
+                            UInt64((exp * 1000).rounded(.up)) <= expiry
+                        {
+                            try txn.delete(latest, symbol)
+                            removed += 1
+                        }
+                        try c.deleteCurrent()
+                        entry = try c.current()
+                        if entry == nil { entry = try c.next() }
+                    }
+                }
+                return (removed, more)
+            }
+        }
+    }
+
+    /// Removes journaled decisions and events older than `now - retention`, at most `limit` per call.
+    /// - Returns: decisions and events removed, and whether more remain.
+    public func sweepJournal(now: Double, retention: Double, limit: Int) throws -> (
+        decisions: Int, events: Int, more: Bool
+    ) {
+        let cutoff = now - retention
+        return try run("sweep journal") {
+            try environment.write { txn in
+                var counts = [0, 0]
+                var more = false
+                for (i, db) in [journal, events].enumerated() {
+                    try txn.withCursor(db) { c in
+                        var entry = try c.first()
+                        while let (_, v) = entry, let ts = Self.number(v, "ts"), ts < cutoff {
+                            if counts[i] == limit {
+                                more = true
+                                break
+                            }
+                            try c.deleteCurrent()
+                            counts[i] += 1
+                            entry = try c.current()
+                            if entry == nil { entry = try c.next() }
+                        }
+                    }
+                }
+                return (counts[0], counts[1], more)
+            }
+        }
+    }
+
+    /// Reads one top-level number of a stored JSON object without building a tree.
+    static func number(_ v: UnsafeRawBufferPointer, _ key: StaticString) -> Double? {
+        guard var it = try? JSONObjectIterator(v) else { return nil }
+        while let m = try? it.next() {
+            if v.equals(m.key, key) {
+                return m.value.kind == .number ? parseDouble(v, m.value.range) : nil
+            }
+        }
+        return nil
+    }
+
+    /// Flushes committed writes to disk (`mdb_env_sync`): the daemon calls this every few milliseconds.
+    public func sync() throws {
+        try mapLock.withLock { _ in try run("sync") { try environment.sync(force: true) } }
+    }
+
+    /// Grows the map (after `MDB_MAP_FULL`); no transaction of this process may be open.
+    public func setMapSize(_ bytes: Int) throws {
+        try mapLock.withLock { size in
+            try run("grow map") { try environment.setMapSize(bytes) }
+            size = bytes
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import HeatGateCore
+
+@main
+struct HeatGateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heatgate",
+        abstract: "The portfolio heat gate: calibrates exit proposals by portfolio heat, with no Redis.",
+        discussion: """
+            Proposals and state arrive over ZeroMQ (PULL); decisions are committed to LMDB, then published
+            (PUB, topic calibrated.<SYMBOL>). Start with `heatgate run`; read SPEC-style docs in docs/.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Run.self, CheckConfig.self, Replay.self, Status.self, ModeCommand.self, Kill.self, Get.self, Send.self,
+            Tail.self,
+        ]
+    )
+}
+
+/// `--config FILE` and `--set KEY=VALUE`: the file, then the environment, then flags (SPEC §6).
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "A KEY=VALUE config file (SPEC §6).")
+    var config: String?
+
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override one key, e.g. --set P26_MODE=enforce.", valueName: "KEY=VALUE"))
+    var overrides: [String] = []
+
+    /// Loads and validates the configuration.
+    /// - Throws: a `ValidationError` naming the key, the value and what is allowed.
+    func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GateConfig {
+        var text: String?
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else {
+                throw CLIError("cannot read config file \(config)")
+            }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        var pairs: [(String, String)] = []
+        for o in overrides {
+            guard let eq = o.firstIndex(of: "=") else { throw ValidationError("--set takes KEY=VALUE, got \(o)") }
+            pairs.append((String(o[..<eq]), String(o[o.index(after: eq)...])))
+        }
+        do {
+            return try ConfigLoader.load(
+                fileText: text, fileName: config ?? "config", environment: environment, overrides: pairs)
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+}
+
+/// A failure to report as one line and exit 1 (argument mistakes stay `ValidationError`, exit 64).
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Writes one line to standard error.
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Writes bytes and a newline to standard output, unbuffered by Foundation.
+func writeLine(_ bytes: UnsafeRawBufferPointer) {
+    var rest = bytes
+    while !rest.isEmpty {
+        let n = write(1, rest.baseAddress, rest.count)
+        if n <= 0 { return }
+        rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+    }
+    var nl: UInt8 = 10
+    _ = write(1, &nl, 1)
+}
