@@ -6,7 +6,7 @@ BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
 BIN          := .build/debug/heatgate
 
-.PHONY: all deps test-deps build run test lint swift-test clean
+.PHONY: all deps test-deps build run replay test lint deb deb-test clean
 
 all: build
 
@@ -19,8 +19,12 @@ test-deps:
 build: deps
 	$(SWIFT) build $(STRICT)
 
-## The gate on its embedded defaults: state in ./data, loopback endpoints.
+## The gate on its embedded defaults: state in ./data, loopback endpoints, metrics on 127.0.0.1:8056.
 run: build
+	$(BIN) run $(if $(CONFIG),--config $(CONFIG))
+
+## Replays the bundled example through the engine (no daemon needed).
+replay: build
 	$(BIN) replay examples/replay.jsonl
 
 lint:
@@ -31,6 +35,15 @@ test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
+	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+
+## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
+deb: deps
+	packaging/build-deb.sh
+
+## Installs, upgrades, removes and purges the package in a fresh Debian 12 root (root only; see packaging/README.md).
+deb-test: deps
+	packaging/deb-test.sh
 
 clean:
 	rm -rf .build

@@ -43,7 +43,8 @@ let package = Package(
             ]
         ),
 
-        .target(name: "HeatGateTestSupport", dependencies: ["HeatGateCore"], path: "Tests/HeatGateTestSupport"),
+        .target(
+            name: "HeatGateTestSupport", dependencies: ["HeatGateCore", "ZeroMQ"], path: "Tests/HeatGateTestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "HeatGateCoreTests", dependencies: ["HeatGateCore", "HeatGateTestSupport"]),

@@ -94,6 +94,11 @@ public final class GateStore: @unchecked Sendable {
         } catch let e as LMDBError {
             throw StoreError(operation: "open \(directory)", underlying: e)
         }
+        if !readOnly {
+            // Readers (the Apply Layer, in the daemon's group) must write LMDB's reader table in lock.mdb;
+            // a service umask such as 0027 would leave it 0640 and lock them out, so set it explicitly.
+            chmod(directory + "/lock.mdb", 0o660)
+        }
         func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
             try txn.openDatabase(name, flags: readOnly ? [] : [.create])
         }
@@ -152,17 +157,16 @@ public final class GateStore: @unchecked Sendable {
                         entry = try c.next()
                     }
                 }
-                try txn.withCursor(latest) { c in
-                    var entry = try c.first()
-                    while let (_, value) = entry {
-                        if let j = try? JSON.parse(value), let plan = j["plan_id"]?.string,
-                            let seq = j["seq"]?.number, let exp = j["expires_at"]?.number, exp > now
-                        {
-                            var p = plan
-                            let key = p.withUTF8 { hashBytes(UnsafeRawBufferPointer($0), 0..<$0.count) }
-                            s.recentPlans.append((key, UInt64(seq), exp))
+                // Plans decided within the TTL, newest first from the journal's tail, so a plan_id
+                // decided before a restart is not decided twice (bounded: the engine remembers as many).
+                try txn.withCursor(journal) { c in
+                    var entry = try c.last()
+                    while let (key, value) = entry, s.recentPlans.count < Self.restoredPlanLimit {
+                        guard let exp = Self.number(value, "expires_at"), exp > now else { break }
+                        if let seq = decodeBigEndianUInt64(key), let planKey = Self.planKey(value) {
+                            s.recentPlans.append((planKey, seq, exp))
                         }
-                        entry = try c.next()
+                        entry = try c.prev()
                     }
                 }
             }
@@ -170,6 +174,23 @@ public final class GateStore: @unchecked Sendable {
         // The journal is the truth for seq: a decision committed there is never reused.
         if let last = try lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
         return s
+    }
+
+    /// The most plans read back at start: bounds restart time (SPEC §10 P8) to a few milliseconds.
+    public static let restoredPlanLimit = 32_768
+
+    /// The dedupe key of a stored decision's `plan_id`: the hash of its text, as the engine computes it.
+    static func planKey(_ v: UnsafeRawBufferPointer) -> UInt64? {
+        guard var it = try? JSONObjectIterator(v) else { return nil }
+        while let m = try? it.next() {
+            guard v.equals(m.key, "plan_id") else { continue }
+            guard m.value.kind == .string else { return nil }
+            if !m.value.hasEscapes { return hashBytes(v, m.value.content) }
+            return unescapeJSONString(v, m.value.content).map { raw in
+                raw.withUnsafeBytes { hashBytes($0, 0..<$0.count) }
+            }
+        }
+        return nil
     }
 
     static func killSwitch(from v: UnsafeRawBufferPointer) -> KillSwitchState {
@@ -420,9 +441,9 @@ public final class GateStore: @unchecked Sendable {
                             try txn.delete(latest, symbol)
                             removed += 1
                         }
+                        // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
                         try c.deleteCurrent()
-                        entry = try c.current()
-                        if entry == nil { entry = try c.next() }
+                        entry = try c.first()
                     }
                 }
                 return (removed, more)
@@ -448,10 +469,10 @@ public final class GateStore: @unchecked Sendable {
                                 more = true
                                 break
                             }
+                            // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
                             try c.deleteCurrent()
                             counts[i] += 1
-                            entry = try c.current()
-                            if entry == nil { entry = try c.next() }
+                            entry = try c.first()
                         }
                     }
                 }
