@@ -98,7 +98,8 @@ let stableFields = [
         try c.send(Array(example[0...1]) + [proposal("m1")])
         #expect(try c.decisions(1).first?.json["action"]?.string == "FULL_CLOSE")
 
-        let mode = try d.cli(["mode", "enforce", "--reason", "test"])
+        // A live-switch test, not an activation: no shadow history, so the preflight verdict is HOLD.
+        let mode = try d.cli(["mode", "enforce", "--reason", "test", "--force"])
         #expect(mode.status == 0, "\(mode.stderr)")
         try c.send([proposal("m2")])
         let enforced = try c.decisions(1).first?.json
