@@ -31,7 +31,7 @@ let package = Package(
         // The daemon.
         .target(name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
         // The Apply Layer's side.
-        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
+        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"]),
         .executableTarget(
             name: "heatgate",
             dependencies: [
@@ -50,7 +50,10 @@ let package = Package(
             name: "HeatGateServerTests",
             dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]
         ),
-        .testTarget(name: "HeatGateClientTests", dependencies: ["HeatGateClient", "HeatGateTestSupport"]),
+        .testTarget(
+            name: "HeatGateClientTests",
+            dependencies: ["HeatGateClient", "HeatGateCore", "HeatGateStore", "ZeroMQ", "HeatGateTestSupport"]
+        ),
     ]
 )
 
