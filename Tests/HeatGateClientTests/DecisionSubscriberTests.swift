@@ -155,7 +155,7 @@ import Testing
         #expect(down.sawDown)
         #expect(sub.health == .down)
         // 3 × 200 ms after the last heartbeat, which came at most 200 ms before the kill.
-        #expect(took > 0.3 && took < 1.5, "\(took)")
+        #expect(took > 0.3 && took < 3, "\(took)")
         // Reported once, not at every timeout.
         #expect(try sub.next(timeout: .milliseconds(700)) == nil)
 
