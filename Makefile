@@ -6,7 +6,7 @@ BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
 BIN          := .build/debug/heatgate
 
-.PHONY: all deps test-deps build run replay test lint clean
+.PHONY: all deps test-deps build run replay test lint deb deb-test clean
 
 all: build
 
@@ -36,6 +36,14 @@ test: test-deps
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
 	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
+
+## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
+deb: deps
+	packaging/build-deb.sh
+
+## Installs, upgrades, removes and purges the package in a fresh Debian 12 root (root only; see packaging/README.md).
+deb-test: deps
+	packaging/deb-test.sh
 
 clean:
 	rm -rf .build

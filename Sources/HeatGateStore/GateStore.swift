@@ -99,6 +99,11 @@ public final class GateStore: @unchecked Sendable {
         } catch let e as LMDBError {
             throw StoreError(operation: "open \(directory)", underlying: e)
         }
+        if !readOnly {
+            // Readers (the Apply Layer, in the daemon's group) must write LMDB's reader table in lock.mdb;
+            // a service umask such as 0027 would leave it 0640 and lock them out, so set it explicitly.
+            chmod(directory + "/lock.mdb", 0o660)
+        }
         func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
             try txn.openDatabase(name, flags: readOnly ? [] : [.create])
         }
