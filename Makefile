@@ -35,7 +35,7 @@ test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
-	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
 
 ## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
 deb: deps

@@ -32,7 +32,7 @@ let package = Package(
         // The daemon.
         .target(name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
         // The Apply Layer's side.
-        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
+        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"]),
         // Operations: the shadow report and verdict, the ops ledger, config rewrites (no sockets but HTTP GET).
         .target(name: "HeatGateOps", dependencies: ["HeatGateCore", "HeatGateStore"]),
         .executableTarget(
@@ -53,7 +53,10 @@ let package = Package(
             name: "HeatGateServerTests",
             dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]
         ),
-        .testTarget(name: "HeatGateClientTests", dependencies: ["HeatGateClient", "HeatGateTestSupport"]),
+        .testTarget(
+            name: "HeatGateClientTests",
+            dependencies: ["HeatGateClient", "HeatGateCore", "HeatGateStore", "ZeroMQ", "HeatGateTestSupport"]
+        ),
         .testTarget(
             name: "HeatGateOpsTests",
             dependencies: ["HeatGateOps", "HeatGateServer", "HeatGateStore", "HeatGateCore", "HeatGateTestSupport"]

@@ -257,6 +257,24 @@ let stableFields = [
         #expect(d.log.contains("reason=frame_too_large"))
     }
 
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let d = DaemonProcess(settings: ["P26_LOG_FORMAT": "json", "P26_LOG_LEVEL": "info"])
+        try d.start()
+        let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
+        _ = try c.awaitHeartbeat()
+        try c.send(Array(example[0...2]) + ["garbage"])
+        #expect(try c.decisions(1).count == 1)
+        usleep(100_000)
+        d.stop()
+        let lines = try d.log.split(separator: "\n").map { try JSON.parse(String($0)) }
+        #expect(
+            lines.contains {
+                $0["msg"]?.string == "SHADOW-COMPARE DOWNGRADE" && $0["reason"]?.string == "portfolio_heat_cold"
+            })
+        #expect(lines.contains { $0["msg"]?.string == "rejected message" && $0["reason"]?.string == "not_json" })
+        #expect(lines.allSatisfy { $0["ts"]?.string != nil && $0["level"]?.string != nil })
+    }
+
     @Test func sigtermExitsZeroAndCommitsWhatIsQueued() throws {
         let d = DaemonProcess(settings: ["P26_LOG_LEVEL": "warning"])
         try d.start()
