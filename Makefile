@@ -9,7 +9,7 @@ BIN          := .build/debug/heatgate
 HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
                 --format histogramPercentiles --no-progress
 
-.PHONY: all deps test-deps bench-deps build run test lint swift-test clean bench bench-smoke bench-build
+.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build
 
 all: build
 
@@ -22,8 +22,12 @@ test-deps:
 build: deps
 	$(SWIFT) build $(STRICT)
 
-## The gate on its embedded defaults: state in ./data, loopback endpoints.
+## The gate on its embedded defaults: state in ./data, loopback endpoints, metrics on 127.0.0.1:8056.
 run: build
+	$(BIN) run $(if $(CONFIG),--config $(CONFIG))
+
+## Replays the bundled example through the engine (no daemon needed).
+replay: build
 	$(BIN) replay examples/replay.jsonl
 
 lint:
@@ -35,7 +39,16 @@ test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
+	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
 	$(MAKE) bench-smoke
+
+## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
+deb: deps
+	packaging/build-deb.sh
+
+## Installs, upgrades, removes and purges the package in a fresh Debian 12 root (root only; see packaging/README.md).
+deb-test: deps
+	packaging/deb-test.sh
 
 bench-deps:
 	@scripts/ensure-deps.sh $(BENCH_DEPS)

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "HeatGateStore", targets: ["HeatGateStore"]),
         .library(name: "HeatGateServer", targets: ["HeatGateServer"]),
         .library(name: "HeatGateClient", targets: ["HeatGateClient"]),
+        .library(name: "HeatGateOps", targets: ["HeatGateOps"]),
         // The wrappers, for bench/ (its load generator and echo speak ZeroMQ; the store benchmark opens LMDB).
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .library(name: "LMDB", targets: ["LMDB"]),
@@ -34,25 +35,35 @@ let package = Package(
         // The daemon.
         .target(name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
         // The Apply Layer's side.
-        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
+        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"]),
+        // Operations: the shadow report and verdict, the ops ledger, config rewrites (no sockets but HTTP GET).
+        .target(name: "HeatGateOps", dependencies: ["HeatGateCore", "HeatGateStore"]),
         .executableTarget(
             name: "heatgate",
             dependencies: [
-                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient",
+                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient", "HeatGateOps",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
-        .target(name: "HeatGateTestSupport", dependencies: ["HeatGateCore"], path: "Tests/HeatGateTestSupport"),
+        .target(
+            name: "HeatGateTestSupport", dependencies: ["HeatGateCore", "ZeroMQ"], path: "Tests/HeatGateTestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "HeatGateCoreTests", dependencies: ["HeatGateCore", "HeatGateTestSupport"]),
-        .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "LMDB", "HeatGateTestSupport"]),
+        .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "HeatGateTestSupport"]),
         .testTarget(
             name: "HeatGateServerTests",
             dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]
         ),
-        .testTarget(name: "HeatGateClientTests", dependencies: ["HeatGateClient", "HeatGateTestSupport"]),
+        .testTarget(
+            name: "HeatGateClientTests",
+            dependencies: ["HeatGateClient", "HeatGateCore", "HeatGateStore", "ZeroMQ", "HeatGateTestSupport"]
+        ),
+        .testTarget(
+            name: "HeatGateOpsTests",
+            dependencies: ["HeatGateOps", "HeatGateServer", "HeatGateStore", "HeatGateCore", "HeatGateTestSupport"]
+        ),
     ]
 )
 

@@ -81,7 +81,9 @@ public final class Gate {
         for s in restored.symbols {
             do { try fresh.restore(s) } catch { continue }
         }
-        for p in restored.recentPlans { fresh.rememberDecision(planKey: p.planKey, seq: p.seq, expiresAt: p.expiresAt) }
+        for p in restored.recentPlans.reversed() {
+            fresh.rememberDecision(planKey: p.planKey, seq: p.seq, expiresAt: p.expiresAt)
+        }
         engine = fresh
         nextEvent = restored.nextEvent
     }

@@ -36,6 +36,11 @@ public struct StoreError: Error, CustomStringConvertible {
     public var underlying: LMDBError
 
     public var description: String { "store \(operation) failed: \(underlying)" }
+
+    public init(operation: String, underlying: LMDBError) {
+        self.operation = operation
+        self.underlying = underlying
+    }
 }
 
 /// The LMDB schema of SPEC §5 (documented in `docs/store.md`).
@@ -93,6 +98,11 @@ public final class GateStore: @unchecked Sendable {
                 mode: 0o660)
         } catch let e as LMDBError {
             throw StoreError(operation: "open \(directory)", underlying: e)
+        }
+        if !readOnly {
+            // Readers (the Apply Layer, in the daemon's group) must write LMDB's reader table in lock.mdb;
+            // a service umask such as 0027 would leave it 0640 and lock them out, so set it explicitly.
+            chmod(directory + "/lock.mdb", 0o660)
         }
         func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
             try txn.openDatabase(name, flags: readOnly ? [] : [.create])
@@ -152,17 +162,16 @@ public final class GateStore: @unchecked Sendable {
                         entry = try c.next()
                     }
                 }
-                try txn.withCursor(latest) { c in
-                    var entry = try c.first()
-                    while let (_, value) = entry {
-                        if let j = try? JSON.parse(value), let plan = j["plan_id"]?.string,
-                            let seq = j["seq"]?.number, let exp = j["expires_at"]?.number, exp > now
-                        {
-                            var p = plan
-                            let key = p.withUTF8 { hashBytes(UnsafeRawBufferPointer($0), 0..<$0.count) }
-                            s.recentPlans.append((key, UInt64(seq), exp))
+                // Plans decided within the TTL, newest first from the journal's tail, so a plan_id
+                // decided before a restart is not decided twice (bounded: the engine remembers as many).
+                try txn.withCursor(journal) { c in
+                    var entry = try c.last()
+                    while let (key, value) = entry, s.recentPlans.count < Self.restoredPlanLimit {
+                        guard let exp = Self.number(value, "expires_at"), exp > now else { break }
+                        if let seq = decodeBigEndianUInt64(key), let planKey = Self.planKey(value) {
+                            s.recentPlans.append((planKey, seq, exp))
                         }
-                        entry = try c.next()
+                        entry = try c.prev()
                     }
                 }
             }
@@ -170,6 +179,23 @@ public final class GateStore: @unchecked Sendable {
         // The journal is the truth for seq: a decision committed there is never reused.
         if let last = try lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
         return s
+    }
+
+    /// The most plans read back at start: bounds restart time (SPEC §10 P8) to a few milliseconds.
+    public static let restoredPlanLimit = 32_768
+
+    /// The dedupe key of a stored decision's `plan_id`: the hash of its text, as the engine computes it.
+    static func planKey(_ v: UnsafeRawBufferPointer) -> UInt64? {
+        guard var it = try? JSONObjectIterator(v) else { return nil }
+        while let m = try? it.next() {
+            guard v.equals(m.key, "plan_id") else { continue }
+            guard m.value.kind == .string else { return nil }
+            if !m.value.hasEscapes { return hashBytes(v, m.value.content) }
+            return unescapeJSONString(v, m.value.content).map { raw in
+                raw.withUnsafeBytes { hashBytes($0, 0..<$0.count) }
+            }
+        }
+        return nil
     }
 
     static func killSwitch(from v: UnsafeRawBufferPointer) -> KillSwitchState {
@@ -315,6 +341,44 @@ public final class GateStore: @unchecked Sendable {
         }
     }
 
+    // MARK: - Reads inside a caller's transaction (the client library's parked reader)
+
+    /// The latest decision of a symbol inside `txn`, in place: valid until the transaction ends.
+    /// - Throws: `LMDBError`.
+    public func latestDecision(_ txn: borrowing Transaction, symbol: String) throws -> UnsafeRawBufferPointer? {
+        guard !symbol.isEmpty, symbol.utf8.count <= environment.maxKeySize else { return nil }
+        return try txn.get(latest, symbol)
+    }
+
+    /// The stored kill switch, inside `txn`.
+    /// - Throws: `LMDBError`.
+    public func killSwitchState(_ txn: borrowing Transaction) throws -> KillSwitchState {
+        try txn.get(meta, "kill_switch").map(Self.killSwitch(from:)) ?? KillSwitchState(on: false)
+    }
+
+    /// Journaled decisions with `seq` in `from...`, at most `limit`, in order, copied out of `txn`.
+    /// - Throws: `LMDBError`.
+    public func decisions(_ txn: borrowing Transaction, from: UInt64, limit: Int) throws -> [(
+        seq: UInt64, json: [UInt8]
+    )] {
+        try txn.withCursor(journal) { c in
+            var out: [(UInt64, [UInt8])] = []
+            out.reserveCapacity(min(limit, 1024))
+            var entry = try withBigEndianKey(from) { try c.setRange($0) }
+            while let (k, v) = entry, out.count < limit, let seq = decodeBigEndianUInt64(k) {
+                out.append((seq, Array(v)))
+                entry = try c.next()
+            }
+            return out
+        }
+    }
+
+    /// The highest journaled `seq` inside `txn`.
+    /// - Throws: `LMDBError`.
+    public func lastSeq(_ txn: borrowing Transaction) throws -> UInt64? {
+        try txn.withCursor(journal) { c in try c.last().flatMap { decodeBigEndianUInt64($0.key) } }
+    }
+
     /// Calls `body` with every journaled decision, then every event, oldest first (for reports).
     public func forEachJournaled(decision: (JSON) -> Void, event: (JSON) -> Void) throws {
         try run("read journal") {
@@ -420,8 +484,9 @@ public final class GateStore: @unchecked Sendable {
                             try txn.delete(latest, symbol)
                             removed += 1
                         }
+                        // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
                         try c.deleteCurrent()
-                        entry = try Self.entryAfterDelete(c)
+                        entry = try c.first()
                     }
                 }
                 return (removed, more)
@@ -447,27 +512,15 @@ public final class GateStore: @unchecked Sendable {
                                 more = true
                                 break
                             }
+                            // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
                             try c.deleteCurrent()
                             counts[i] += 1
-                            entry = try Self.entryAfterDelete(c)
+                            entry = try c.first()
                         }
                     }
                 }
                 return (counts[0], counts[1], more)
             }
-        }
-    }
-
-    /// The entry a cursor stands on after `mdb_cursor_del`: the one after the deleted entry, or `nil` at the
-    /// end. When the delete emptied the table LMDB leaves the cursor unpositioned and `MDB_GET_CURRENT`
-    /// answers `EINVAL`; that is the end too, not a failure (it used to abort the whole sweep transaction,
-    /// so the last expired records of a quiet gate were never swept).
-    static func entryAfterDelete(_ c: borrowing Cursor) throws -> Cursor.Entry? {
-        do {
-            if let e = try c.current() { return e }
-            return try c.next()
-        } catch let e as LMDBError where e == .invalidArgument {
-            return nil
         }
     }
 
