@@ -241,7 +241,9 @@ public final class Engine {
         if b.equals(t, "proposal") {
             let p = try parseProposal(b, &fields, now: now)
             if let seq = dedupe.lookup(p.planKey, now: now) { return .duplicate(seq: seq, p) }
-            return .decision(decide(p, now: now), p)
+            let d = decide(p, now: now)
+            dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt)
+            return .decision(d, p)
         }
         dirtySymbols.removeAll(keepingCapacity: true)
         if b.equals(t, "position") {
@@ -388,7 +390,7 @@ public final class Engine {
         let hasSigma = !s.sigma.isNaN
         openPositions += (isOpen ? 1 : 0) - (wasOpen ? 1 : 0)
         openWithoutSigma += (isOpen && !hasSigma ? 1 : 0) - (wasOpen && !hadSigma ? 1 : 0)
-        let risk: Int128 = isOpen && hasSigma ? Int128((abs(s.notional) * s.sigma * 1e9).rounded()) : 0
+        let risk: Int128 = isOpen && hasSigma ? nanoDollars(abs(s.notional) * s.sigma) : 0
         if risk != s.riskNano {
             totalRiskNano += risk - s.riskNano
             s.riskNano = risk
@@ -463,7 +465,7 @@ public final class Engine {
                 h = hashBytes(b, actionValue.content, seed: h)
                 derived = mix64(h ^ UInt64(bitPattern: Int64((time * 1000).rounded())))
             } else {
-                derived = mix64(f.contentHash ^ 0x5EED)
+                derived = mix64(contentHash(b) ^ 0x5EED)
             }
             planKey = derivedPlanKey(derived)
         }
@@ -474,7 +476,25 @@ public final class Engine {
             object: 0..<b.count)
     }
 
+    /// An order-independent hash of every member but `type`, `at`, `plan_id` and `trace_id`: the derived
+    /// id of a proposal with neither `plan_id` nor a time. A second pass, paid only by such proposals.
+    func contentHash(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0
+        guard var it = try? JSONObjectIterator(b) else { return 0 }
+        while let m = try? it.next() {
+            let k = m.key
+            if b.equals(k, "type") || b.equals(k, "at") || b.equals(k, "plan_id") || b.equals(k, "trace_id") {
+                continue
+            }
+            h = h &+ mix64(hashBytes(b, m.value.range, seed: hashBytes(b, k)))
+        }
+        return h
+    }
+
     /// Decides one parsed proposal (SPEC §2): the hot path. Allocates nothing.
+    ///
+    /// The plan's dedupe entry is recorded by ``process(_:now:)``, which looks it up first; a caller that
+    /// decides directly (benchmarks, tests) bypasses dedupe.
     public func decide(_ p: Proposal, now: Double) -> Decision {
         var d = Decision()
         d.seq = nextSeq
@@ -535,9 +555,17 @@ public final class Engine {
         }
         if let c = d.calibrated { d.downgraded = c != d.original }
         d.effective = killSwitch ? .hold : (d.mode == .enforce ? d.calibrated : nil)
-        dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt)
         return d
     }
+}
+
+/// USD to integer nano-dollars. Values below 9.2e9 USD take Int64's direct conversion; the generic
+/// Double→Int128 conversion is a slow, unspecialised path.
+@inline(__always)
+func nanoDollars(_ usd: Double) -> Int128 {
+    let x = (usd * 1e9).rounded()
+    if x < 9.2e18 { return Int128(Int64(x)) }
+    return Int128(x)
 }
 
 /// The dedupe key of a derived plan id: the hash of its text, like any other `plan_id`.
