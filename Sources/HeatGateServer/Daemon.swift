@@ -296,6 +296,12 @@ public final class Daemon {
             }
         }
         if received == 0 { return }
+        let mapBefore = gate.mapBytes
+        defer {
+            if gate.mapBytes != mapBefore {
+                logger.notice("store map grown", ["from_mb": "\(mapBefore >> 20)", "to_mb": "\(gate.mapBytes >> 20)"])
+            }
+        }
         guard try gate.commit(now: now) else {
             logger.error(
                 "store write failed; batch not published", ["error": gate.lastStoreError, "messages": "\(received)"])
