@@ -87,6 +87,20 @@ public final class GateStore: @unchecked Sendable {
         self.readOnly = readOnly
         if !readOnly {
             mkdir(directory, 0o750)
+            // LMDB maps lock.mdb (the reader table) and writes it at once; on a full disk a sparse page
+            // there is a SIGBUS inside mdb_env_open. Allocating it first makes that an error here.
+            if !durable {
+                let lock = Glibc.open(directory + "/lock.mdb", O_RDWR | O_CREAT | O_CLOEXEC, 0o660)
+                if lock >= 0 {
+                    let err = posix_fallocate(lock, 0, 16 << 10)
+                    close(lock)
+                    if err == ENOSPC {
+                        throw StoreError(
+                            operation: "open \(directory): reserve the lock file (disk full)",
+                            underlying: LMDBError(rawValue: err))
+                    }
+                }
+            }
         }
         var flags: Environment.Flags = [.noTLS]
         if readOnly { flags.insert(.readOnly) }
