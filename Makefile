@@ -6,7 +6,9 @@ BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
 BIN          := .build/debug/heatgate
 
-.PHONY: all deps test-deps build run replay test lint clean
+.PHONY: all deps test-deps build run replay test lint clean fuzz soak crash-test
+FUZZ_SECONDS ?= 300
+SOAK_SECONDS ?= 600
 
 all: build
 
@@ -30,12 +32,28 @@ replay: build
 lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
 
-## Everything CI checks: strict build, format lint, Swift tests, Python tests.
+## Everything CI checks: strict build, format lint, Swift tests (the crash-safety test's 20 SIGKILL
+## rounds included), Python tests, and a bounded fuzz run.
 test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
 	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+	FUZZ_SECONDS=20 fuzz/run.sh
+
+## libFuzzer over the parser, engine and encoder for FUZZ_SECONDS (default 300); see fuzz/run.sh.
+fuzz:
+	fuzz/run.sh
+
+## Opt-in soak: SOAK_SECONDS (default 600) at 10 000 proposals/s with state updates and scrapes.
+soak: test-deps
+	$(SWIFT) build --build-tests $(STRICT)
+	HEATGATE_SOAK_SECONDS=$(SOAK_SECONDS) $(SWIFT) test --skip-build --filter SoakTests
+
+## Only the SIGKILL crash-safety rounds (CRASH_ROUNDS, default 20; `make test` runs 20 too).
+crash-test: test-deps
+	$(SWIFT) build --build-tests $(STRICT)
+	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
 
 clean:
 	rm -rf .build

@@ -115,8 +115,11 @@ import Testing
             #expect(d.log.contains("reason=\(reason.label)"), "log names \(reason.label)")
         }
         reportLine(
-            "bad-input", ["rows": "\(Self.messages.count + 1)", "reasons": "\(expected.count)", "rejected": "\(Int(total))",
-                "next_decided": "all", "book_fill_messages": "\(chunk)"])
+            "bad-input",
+            [
+                "rows": "\(Self.messages.count + 1)", "reasons": "\(expected.count)", "rejected": "\(Int(total))",
+                "next_decided": "all", "book_fill_messages": "\(chunk)",
+            ])
     }
 
     /// One invalid value per key of SPEC §6 (and the rules between keys), as the config file holds it.

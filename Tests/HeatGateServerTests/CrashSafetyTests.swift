@@ -44,10 +44,13 @@ func journal(_ store: GateStore, from: UInt64) throws -> [(seq: UInt64, json: [U
                 let s = symbols[(i / 10) % symbols.count]
                 let notional = Double(round * 100_000 + i)
                 let sigma = Double(i % 7) / 100
-                out.append((
-                    Array(#"{"type":"position","symbol":"\#(s)","position_notional_usd":\#(notional),"sigma":\#(sigma)}"#.utf8),
-                    (s, notional, sigma)
-                ))
+                out.append(
+                    (
+                        Array(
+                            #"{"type":"position","symbol":"\#(s)","position_notional_usd":\#(notional),"sigma":\#(sigma)}"#
+                                .utf8),
+                        (s, notional, sigma)
+                    ))
             }
         }
         return out
@@ -147,7 +150,8 @@ func journal(_ store: GateStore, from: UInt64) throws -> [(seq: UInt64, json: [U
             "crash-sigkill",
             [
                 "rounds": "\(Self.rounds)", "seed": "\(seed)", "burst": "\(Self.proposalsPerBurst)",
-                "kill_after_ms": "\(killDelays.min().map { $0 / 1000 } ?? 0)-\(killDelays.max().map { $0 / 1000 } ?? 0)",
+                "kill_after_ms":
+                    "\(killDelays.min().map { $0 / 1000 } ?? 0)-\(killDelays.max().map { $0 / 1000 } ?? 0)",
                 "committed_per_round": "\(committedPerRound.min() ?? 0)-\(committedPerRound.max() ?? 0)",
                 "journal_last_seq": "\(checkedSeq)", "published_seen": "\(totalSeen)",
                 "lost_published": "0", "seconds": "\(Int(elapsed))",

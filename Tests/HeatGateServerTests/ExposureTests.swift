@@ -37,7 +37,9 @@ import ZeroMQ
             modes[(path as NSString).lastPathComponent] = String(mode, radix: 8)
         }
         d.stop()
-        reportLine("file-modes", ["modes": modes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")])
+        reportLine(
+            "file-modes",
+            ["modes": modes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")])
     }
 
     /// Refused before any socket is bound: nothing listens beyond loopback even for a moment.
@@ -102,7 +104,8 @@ import ZeroMQ
             "P26_HEARTBEAT_SEC": "0.1",
         ])
         try d.start()
-        func curve(serverKey: String, keys: (publicKey: String, secretKey: String)) -> @Sendable (Socket) throws -> Void {
+        func curve(serverKey: String, keys: (publicKey: String, secretKey: String)) -> @Sendable (Socket) throws -> Void
+        {
             { s in
                 try s.set(.curveServerKey, serverKey)
                 try s.set(.curvePublicKey, keys.publicKey)
@@ -153,7 +156,9 @@ import ZeroMQ
         #expect(only.contains("allowed-1"))
         reportLine(
             "curve-zap",
-            ["clients_refused": "\(clients.count)", "intruder_decisions": "0", "intruder_heartbeats": "0",
-                "allowed_decisions": "\(seenByGood.count)"])
+            [
+                "clients_refused": "\(clients.count)", "intruder_decisions": "0", "intruder_heartbeats": "0",
+                "allowed_decisions": "\(seenByGood.count)",
+            ])
     }
 }

@@ -33,7 +33,9 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
 /// The store and the publisher under pressure: a full map, a full disk, a subscriber that stops reading.
 @Suite(.serialized) struct PressureTests {
     @Test func aFullMapIsGrownAndTheStoreStaysValid() throws {
-        let d = DaemonProcess(settings: ["P26_MAP_SIZE_MB": "1", "P26_LOG_LEVEL": "notice", "P26_HEARTBEAT_SEC": "0.05"])
+        let d = DaemonProcess(settings: [
+            "P26_MAP_SIZE_MB": "1", "P26_LOG_LEVEL": "notice", "P26_HEARTBEAT_SEC": "0.05",
+        ])
         try d.start()
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
         _ = try c.awaitHeartbeat()
@@ -55,8 +57,10 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
         #expect(try checkStore(d.stateDir, seen: seen) == UInt64(n))
         reportLine(
             "map-full-grow",
-            ["start_map_mb": "1", "final_map_mb": "\(mapBytes >> 20)", "decisions": "\(n)", "seen": "\(seen.count)",
-                "grow_events": "\(grown.count)", "write_failures": "0", "mdb_stat": "ok"])
+            [
+                "start_map_mb": "1", "final_map_mb": "\(mapBytes >> 20)", "decisions": "\(n)", "seen": "\(seen.count)",
+                "grow_events": "\(grown.count)", "write_failures": "0", "mdb_stat": "ok",
+            ])
     }
 
     @Test func aMapThatCannotGrowDropsTheBatchAndKeepsMemoryAndStoreInStep() throws {
@@ -141,11 +145,15 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
         d.settings["P26_STATE_DIR"] = "\(mnt)/fresh"
         let r = try runCommand(HeatGateBinary.path, ["run"], environment: d.environment, timeout: 20)
         #expect(r.status == 1, "exit 1, not a signal: \(r.status)")
-        #expect(r.stderr.contains("cannot open the store") && r.stderr.contains("No space left on device"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("cannot open the store") && r.stderr.contains("No space left on device"), "\(r.stderr)")
         reportLine(
             "disk-full-tmpfs-16m",
-            ["proposals": "\(n)", "journaled": "\(journaled)", "seen": "\(seen.count)",
-                "write_failures": "\(Int(failures))", "crash": "none", "mdb_stat": "ok", "fresh_start_exit": "\(r.status)"])
+            [
+                "proposals": "\(n)", "journaled": "\(journaled)", "seen": "\(seen.count)",
+                "write_failures": "\(Int(failures))", "crash": "none", "mdb_stat": "ok",
+                "fresh_start_exit": "\(r.status)",
+            ])
     }
 
     /// One subscriber that never reads: decisions still flow at the same pace; what cannot be delivered
@@ -197,13 +205,15 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
         #expect(stalled.meanLatencyUS < free.meanLatencyUS * 3 + 50, "decision latency with a stalled subscriber")
         reportLine(
             "stalled-subscriber",
-            ["proposals": "\(n)", "free_s": String(format: "%.2f", free.seconds),
+            [
+                "proposals": "\(n)", "free_s": String(format: "%.2f", free.seconds),
                 "free_rate": "\(Int(Double(n) / free.seconds))/s",
                 "free_mean_latency_us": String(format: "%.1f", free.meanLatencyUS),
                 "stalled_s": String(format: "%.2f", stalled.seconds),
                 "stalled_rate": "\(Int(Double(n) / stalled.seconds))/s",
                 "stalled_mean_latency_us": String(format: "%.1f", stalled.meanLatencyUS),
-                "dropped": "\(Int(stalled.dropped))", "reader_seen_when_stalled": "\(stalled.seen)"])
+                "dropped": "\(Int(stalled.dropped))", "reader_seen_when_stalled": "\(stalled.seen)",
+            ])
     }
 }
 
