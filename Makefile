@@ -6,7 +6,7 @@ BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
 BIN          := .build/debug/heatgate
 
-.PHONY: all deps test-deps build run replay test lint clean fuzz soak crash-test
+.PHONY: all deps test-deps build run replay test lint deb deb-test clean fuzz soak crash-test
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
 
@@ -38,7 +38,7 @@ test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
-	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
 	FUZZ_SECONDS=20 fuzz/run.sh
 
 ## libFuzzer over the parser, engine and encoder for FUZZ_SECONDS (default 300); see fuzz/run.sh.
@@ -54,6 +54,14 @@ soak: test-deps
 crash-test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
+
+## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
+deb: deps
+	packaging/build-deb.sh
+
+## Installs, upgrades, removes and purges the package in a fresh Debian 12 root (root only; see packaging/README.md).
+deb-test: deps
+	packaging/deb-test.sh
 
 clean:
 	rm -rf .build

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "HeatGateStore", targets: ["HeatGateStore"]),
         .library(name: "HeatGateServer", targets: ["HeatGateServer"]),
         .library(name: "HeatGateClient", targets: ["HeatGateClient"]),
+        .library(name: "HeatGateOps", targets: ["HeatGateOps"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -31,11 +32,13 @@ let package = Package(
         // The daemon.
         .target(name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
         // The Apply Layer's side.
-        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"]),
+        .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"]),
+        // Operations: the shadow report and verdict, the ops ledger, config rewrites (no sockets but HTTP GET).
+        .target(name: "HeatGateOps", dependencies: ["HeatGateCore", "HeatGateStore"]),
         .executableTarget(
             name: "heatgate",
             dependencies: [
-                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient",
+                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient", "HeatGateOps",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,7 +53,14 @@ let package = Package(
             name: "HeatGateServerTests",
             dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]
         ),
-        .testTarget(name: "HeatGateClientTests", dependencies: ["HeatGateClient", "HeatGateTestSupport"]),
+        .testTarget(
+            name: "HeatGateClientTests",
+            dependencies: ["HeatGateClient", "HeatGateCore", "HeatGateStore", "ZeroMQ", "HeatGateTestSupport"]
+        ),
+        .testTarget(
+            name: "HeatGateOpsTests",
+            dependencies: ["HeatGateOps", "HeatGateServer", "HeatGateStore", "HeatGateCore", "HeatGateTestSupport"]
+        ),
     ]
 )
 

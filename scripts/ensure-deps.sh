@@ -16,5 +16,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# One `apt-get update` per run of CI or a developer's session, however many steps need packages.
+marker=${TMPDIR:-/tmp}/.heatgate-apt-updated
+if [ ! -e "$marker" ] || [ -n "$(find "$marker" -mmin +240 2>/dev/null)" ]; then
+    apt-get update -qq
+    touch "$marker"
+fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

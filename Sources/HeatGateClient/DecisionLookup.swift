@@ -1,5 +1,7 @@
 import HeatGateCore
 import HeatGateStore
+import LMDB
+import Synchronization
 
 /// What the Apply Layer must execute for a proposal (SPEC §5, the fail-open rule).
 public enum Resolution: Equatable, Sendable {
@@ -19,38 +21,199 @@ public enum Resolution: Equatable, Sendable {
         /// a newer one.
         case otherPlan = "other_plan"
     }
+
+    /// The action to execute for a proposal whose own action is `original`; `nil` means execute nothing.
+    public func action(original: String) -> String? {
+        switch self {
+        case .useDecision(let action, _): action
+        case .useOriginal: original
+        case .killSwitch: nil
+        }
+    }
 }
 
-/// The Apply Layer's read contract, reading the store directly (no daemon needed).
+/// The Apply Layer's read contract, reading the store directly (no daemon needed), and the journal reads
+/// a ``DecisionSubscriber`` fills gaps with.
 ///
-/// Open it once and keep it: each lookup is one short read transaction. A gate that is down or slow
-/// never blocks an exit: every miss resolves to "execute the original".
-public final class DecisionLookup {
-    let store: GateStore
-
-    /// Opens the store in `stateDir` read-only.
-    /// - Throws: ``StoreError`` when there is no readable store there.
-    public init(stateDir: String) throws {
-        store = try GateStore(directory: stateDir, readOnly: true)
+/// Open one per process and state directory, and keep it: lmdb.h warns that opening one environment
+/// twice in a process breaks its locks when either copy closes, so a subscriber in the same process
+/// takes this object rather than opening its own. It is `Sendable`: every read goes through one parked
+/// read transaction (`mdb_txn_renew`/`mdb_txn_reset`) behind a mutex, so a lookup costs one reader renew,
+/// two `mdb_get`s and a scan of one JSON object — no allocation but the returned decision's copy.
+///
+/// A gate that is down or slow never blocks an exit: every miss resolves to "execute the original".
+/// When the daemon grows its map (`MDB_MAP_RESIZED`), the reader adopts the new size and retries.
+public final class DecisionLookup: Sendable {
+    /// When the store is opened.
+    public enum Opening: Sendable {
+        /// In the initialiser, which throws when there is no readable store.
+        case now
+        /// At the first read, and again at every read until it succeeds (for a client that may start
+        /// before the gate ever ran). Reads throw while there is no store.
+        case lazily
     }
 
-    /// Resolves a proposal for `symbol` with `planId` to the action to execute.
+    /// The state directory the store is read from.
+    public let stateDir: String
+    let mapSizeMB: Int
+    let state = Mutex(ReaderState())
+
+    struct ReaderState {
+        var store: GateStore?
+        var reader: ParkedReader?
+        var mapResizes = 0
+    }
+
+    /// How many times the reader adopted a map the daemon had grown (`MDB_MAP_RESIZED`).
+    public var mapResizesAdopted: Int { state.withLock { $0.mapResizes } }
+
+    /// Owns one parked read transaction (`ReadTransaction` is `~Copyable`; a class lets it sit in an
+    /// optional behind the mutex).
     ///
+    /// `@unchecked Sendable` because it is only ever touched under ``state``'s lock, and the environment
+    /// has `MDB_NOTLS`, so the reader may be renewed on whichever thread holds the lock.
+    final class ParkedReader: @unchecked Sendable {
+        let transaction: ReadTransaction
+        init(_ environment: Environment) throws {
+            transaction = try environment.makeReadTransaction()
+        }
+    }
+
+    /// Opens the store in `stateDir` read-only.
+    ///
+    /// - Parameters:
+    ///   - stateDir: `P26_STATE_DIR` of the gate.
+    ///   - mapSizeMB: 0 (the default) maps as much as the store holds now; the reader follows the
+    ///     daemon's growth through `MDB_MAP_RESIZED` either way.
+    ///   - opening: ``Opening/now`` (the default) or ``Opening/lazily``.
+    /// - Throws: ``StoreError`` when opening now and there is no readable store there.
+    public init(stateDir: String, mapSizeMB: Int = 0, opening: Opening = .now) throws {
+        self.stateDir = stateDir
+        self.mapSizeMB = mapSizeMB
+        if opening == .now {
+            try read("open") { _, _ in () }
+        }
+    }
+
+    /// Resolves a proposal for `symbol` with `planId` to the action to execute (SPEC §5).
+    ///
+    /// The kill switch and the latest decision are read in one snapshot.
     /// - Parameters:
     ///   - symbol: the proposal's symbol.
     ///   - planId: the proposal's `plan_id`; `nil` accepts any plan (for operators' look-ups only: the
     ///     Apply Layer always passes it).
     ///   - now: the clock, epoch seconds.
     /// - Returns: ``Resolution``.
+    /// - Throws: ``StoreError`` when the store cannot be read; the caller then executes the original.
     public func lookup(symbol: String, planId: String?, now: Double) throws -> Resolution {
-        let kill = try store.killSwitch()
-        if kill.on { return .killSwitch(reason: kill.reason) }
-        guard let bytes = try store.latestDecision(symbol: symbol),
-            let d = try? bytes.withUnsafeBytes({ try JSON.parse($0) })
-        else { return .useOriginal(reason: .noDecision) }
-        guard let expires = d["expires_at"]?.number, now < expires else { return .useOriginal(reason: .expired) }
-        if let planId, d["plan_id"]?.string != planId { return .useOriginal(reason: .otherPlan) }
-        guard let action = d["action"]?.string else { return .useOriginal(reason: .noDecision) }
+        try read("lookup") { store, txn in
+            let kill = try store.killSwitchState(txn)
+            if kill.on { return .killSwitch(reason: kill.reason) }
+            guard let bytes = try store.latestDecision(txn, symbol: symbol) else {
+                return .useOriginal(reason: .noDecision)
+            }
+            return Self.resolve(bytes, planId: planId, now: now)
+        }
+    }
+
+    /// Applies the contract to one stored decision, scanning it in place.
+    static func resolve(_ bytes: UnsafeRawBufferPointer, planId: String?, now: Double) -> Resolution {
+        var expires: Double?
+        var samePlan = planId == nil
+        var action: String?
+        guard var it = try? JSONObjectIterator(bytes) else { return .useOriginal(reason: .noDecision) }
+        while let m = try? it.next() {
+            if bytes.equals(m.key, "expires_at") {
+                expires = m.value.kind == .number ? parseDouble(bytes, m.value.range) : nil
+            } else if bytes.equals(m.key, "plan_id"), let planId {
+                samePlan = m.value.kind == .string && stringEquals(bytes, m.value, planId)
+            } else if bytes.equals(m.key, "action"), m.value.kind == .string {
+                action = decodeString(bytes, m.value)
+            }
+        }
+        guard let expires, now < expires else { return .useOriginal(reason: .expired) }
+        guard samePlan else { return .useOriginal(reason: .otherPlan) }
+        guard let action else { return .useOriginal(reason: .noDecision) }
         return .useDecision(action: action, decision: String(decoding: bytes, as: UTF8.self))
     }
+
+    /// The stored kill switch.
+    /// - Throws: ``StoreError``.
+    public func killSwitch() throws -> KillSwitchState {
+        try read("read kill switch") { store, txn in try store.killSwitchState(txn) }
+    }
+
+    /// The latest decision of a symbol, as stored (the SPEC §4 JSON).
+    /// - Throws: ``StoreError``.
+    public func latestDecision(symbol: String) throws -> [UInt8]? {
+        try read("read latest") { store, txn in try store.latestDecision(txn, symbol: symbol).map { Array($0) } }
+    }
+
+    /// Journaled decisions with `seq` in `from...`, at most `limit`, in order.
+    /// - Throws: ``StoreError``.
+    public func decisions(from: UInt64, limit: Int) throws -> [(seq: UInt64, json: [UInt8])] {
+        try read("read journal") { store, txn in try store.decisions(txn, from: from, limit: limit) }
+    }
+
+    /// The highest journaled `seq`, `nil` when the journal is empty.
+    /// - Throws: ``StoreError``.
+    public func lastSeq() throws -> UInt64? {
+        try read("read journal") { store, txn in try store.lastSeq(txn) }
+    }
+
+    /// Runs `body` on a fresh snapshot through the parked reader, opening the store first if needed.
+    ///
+    /// `MDB_MAP_RESIZED` (the daemon grew the map past ours) is LMDB's cue to adopt the new size:
+    /// `mdb_env_set_mapsize(0)` with no transaction of ours active — true here, behind the mutex — then
+    /// a new reader and a retry.
+    func read<R: Sendable>(
+        _ operation: String, _ body: (GateStore, borrowing Transaction) throws -> R
+    ) throws -> R {
+        try state.withLock { s in
+            var attempt = 0
+            while true {
+                attempt += 1
+                let store: GateStore
+                if let open = s.store {
+                    store = open
+                } else {
+                    store = try GateStore(directory: stateDir, mapSizeMB: mapSizeMB, readOnly: true)
+                    s.store = store
+                }
+                do {
+                    if s.reader == nil { s.reader = try ParkedReader(store.environment) }
+                    return try s.reader!.transaction.read { txn in try body(store, txn) }
+                } catch let e as LMDBError {
+                    guard e == .mapResized, attempt < 4 else {
+                        throw StoreError(operation: operation, underlying: e)
+                    }
+                    s.reader = nil
+                    s.mapResizes += 1
+                    do {
+                        try store.environment.setMapSize(0)
+                    } catch let e as LMDBError {
+                        throw StoreError(operation: "\(operation) (adopting the grown map)", underlying: e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a JSON string value equals `s`, without allocating when it has no escapes.
+func stringEquals(_ bytes: UnsafeRawBufferPointer, _ v: JSONValue, _ s: String) -> Bool {
+    if !v.hasEscapes {
+        var s = s
+        return s.withUTF8 { u in
+            u.count == v.content.count && UnsafeRawBufferPointer(rebasing: bytes[v.content]).elementsEqual(u)
+        }
+    }
+    guard let raw = unescapeJSONString(bytes, v.content) else { return false }
+    return raw.elementsEqual(s.utf8)
+}
+
+/// A JSON string value as a `String`.
+func decodeString(_ bytes: UnsafeRawBufferPointer, _ v: JSONValue) -> String? {
+    if !v.hasEscapes { return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[v.content]), as: UTF8.self) }
+    return unescapeJSONString(bytes, v.content).map { String(decoding: $0, as: UTF8.self) }
 }

@@ -153,6 +153,11 @@ public struct JSONObjectIterator {
                 continue
             }
             if c < 0x20 { throw .syntax(offset: i) }
+            if c >= 0x80 {
+                // Decisions echo strings to other programs' JSON parsers: invalid UTF-8 is refused here.
+                i += try utf8SequenceLength(b, i, end)
+                continue
+            }
             i += 1
         }
         throw .syntax(offset: end)
@@ -273,6 +278,38 @@ public struct JSONObjectIterator {
 }
 
 func isDigit(_ c: UInt8) -> Bool { c &- UInt8(ascii: "0") < 10 }
+
+/// The length of the well-formed UTF-8 sequence starting at `i` (RFC 3629: no overlongs, no surrogates,
+/// nothing above U+10FFFF).
+func utf8SequenceLength(_ b: UnsafeRawBufferPointer, _ i: Int, _ end: Int) throws(JSONScanError) -> Int {
+    let c = b[i]
+    let n: Int
+    var lo: UInt8 = 0x80
+    var hi: UInt8 = 0xBF
+    switch c {
+    case 0xC2...0xDF: n = 2
+    case 0xE0:
+        n = 3
+        lo = 0xA0
+    case 0xE1...0xEC, 0xEE...0xEF: n = 3
+    case 0xED:
+        n = 3
+        hi = 0x9F
+    case 0xF0:
+        n = 4
+        lo = 0x90
+    case 0xF1...0xF3: n = 4
+    case 0xF4:
+        n = 4
+        hi = 0x8F
+    default: throw .syntax(offset: i)
+    }
+    guard i + n <= end else { throw .syntax(offset: i) }
+    let second = b[i + 1]
+    guard second >= lo && second <= hi else { throw .syntax(offset: i + 1) }
+    for k in 2..<n where b[i + k] & 0xC0 != 0x80 { throw .syntax(offset: i + k) }
+    return n
+}
 
 func hexValue(_ c: UInt8) -> UInt8? {
     switch c {

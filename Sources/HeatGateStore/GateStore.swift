@@ -36,6 +36,11 @@ public struct StoreError: Error, CustomStringConvertible {
     public var underlying: LMDBError
 
     public var description: String { "store \(operation) failed: \(underlying)" }
+
+    public init(operation: String, underlying: LMDBError) {
+        self.operation = operation
+        self.underlying = underlying
+    }
 }
 
 /// The LMDB schema of SPEC §5 (documented in `docs/store.md`).
@@ -112,6 +117,11 @@ public final class GateStore: @unchecked Sendable {
                 mode: 0o660)
         } catch let e as LMDBError {
             throw StoreError(operation: "open \(directory)", underlying: e)
+        }
+        if !readOnly {
+            // Readers (the Apply Layer, in the daemon's group) must write LMDB's reader table in lock.mdb;
+            // a service umask such as 0027 would leave it 0640 and lock them out, so set it explicitly.
+            chmod(directory + "/lock.mdb", 0o660)
         }
         func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
             try txn.openDatabase(name, flags: readOnly ? [] : [.create])
@@ -353,6 +363,44 @@ public final class GateStore: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    // MARK: - Reads inside a caller's transaction (the client library's parked reader)
+
+    /// The latest decision of a symbol inside `txn`, in place: valid until the transaction ends.
+    /// - Throws: `LMDBError`.
+    public func latestDecision(_ txn: borrowing Transaction, symbol: String) throws -> UnsafeRawBufferPointer? {
+        guard !symbol.isEmpty, symbol.utf8.count <= environment.maxKeySize else { return nil }
+        return try txn.get(latest, symbol)
+    }
+
+    /// The stored kill switch, inside `txn`.
+    /// - Throws: `LMDBError`.
+    public func killSwitchState(_ txn: borrowing Transaction) throws -> KillSwitchState {
+        try txn.get(meta, "kill_switch").map(Self.killSwitch(from:)) ?? KillSwitchState(on: false)
+    }
+
+    /// Journaled decisions with `seq` in `from...`, at most `limit`, in order, copied out of `txn`.
+    /// - Throws: `LMDBError`.
+    public func decisions(_ txn: borrowing Transaction, from: UInt64, limit: Int) throws -> [(
+        seq: UInt64, json: [UInt8]
+    )] {
+        try txn.withCursor(journal) { c in
+            var out: [(UInt64, [UInt8])] = []
+            out.reserveCapacity(min(limit, 1024))
+            var entry = try withBigEndianKey(from) { try c.setRange($0) }
+            while let (k, v) = entry, out.count < limit, let seq = decodeBigEndianUInt64(k) {
+                out.append((seq, Array(v)))
+                entry = try c.next()
+            }
+            return out
+        }
+    }
+
+    /// The highest journaled `seq` inside `txn`.
+    /// - Throws: `LMDBError`.
+    public func lastSeq(_ txn: borrowing Transaction) throws -> UInt64? {
+        try txn.withCursor(journal) { c in try c.last().flatMap { decodeBigEndianUInt64($0.key) } }
     }
 
     /// Calls `body` with every journaled decision, then every event, oldest first (for reports).

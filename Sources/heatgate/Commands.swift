@@ -64,56 +64,6 @@ struct Status: ParsableCommand {
     }
 }
 
-struct ModeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "mode",
-        abstract: "Switch the running daemon between shadow and enforce, live.",
-        discussion: "--persist also rewrites P26_MODE in the --config file (atomically, keeping comments).")
-
-    @OptionGroup var options: ConfigOptions
-
-    @Argument(help: "shadow or enforce")
-    var mode: String
-
-    @Flag(help: "Also rewrite P26_MODE in the config file, so a restart keeps it.")
-    var persist = false
-
-    @Option(help: "Why, for the log.")
-    var reason: String = ""
-
-    func validate() throws {
-        guard ["shadow", "enforce"].contains(mode.lowercased()) else {
-            throw ValidationError("mode must be shadow or enforce, got \(mode)")
-        }
-    }
-
-    func run() throws {
-        let config = try options.load()
-        let wanted = mode.lowercased()
-        if persist {
-            guard let path = options.config else { throw CLIError("--persist needs --config FILE") }
-            try ConfigFileEditor.set(key: "P26_MODE", value: wanted, in: path)
-            print("\(path): P26_MODE=\(wanted)")
-        }
-        var w = JSONWriter()
-        w.raw("{\"cmd\":\"mode\",\"mode\":")
-        w.string(wanted)
-        w.raw(",\"reason\":")
-        w.string(reason)
-        w.raw("}")
-        guard
-            let reply = ControlClient(endpoint: config.controlEndpoint).request(
-                String(decoding: w.bytes, as: UTF8.self))
-        else {
-            throw CLIError(
-                "no daemon answered on \(config.controlEndpoint)"
-                    + (persist ? "; the config file is changed and applies at the next start" : ""))
-        }
-        guard reply["ok"]?.bool == true else { throw CLIError(reply["error"]?.string ?? "refused") }
-        print("mode: \(reply["previous"]?.string ?? "?") -> \(reply["mode"]?.string ?? "?")")
-    }
-}
-
 struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Set the kill switch: every proposal is held (HOLD) from the next one on.",
@@ -250,38 +200,5 @@ struct Tail: ParsableCommand {
             frames[1].withUnsafeBytes { writeLine($0) }
             seen += 1
         }
-    }
-}
-
-/// Rewrites one key of a `KEY=VALUE` file atomically, keeping every other line and comment.
-enum ConfigFileEditor {
-    static func set(key: String, value: String, in path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
-        let text = String(decoding: data, as: UTF8.self)
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        var found = false
-        for i in lines.indices {
-            var body = Substring(lines[i]).drop(while: { $0 == " " || $0 == "\t" })
-            if body.hasPrefix("export ") { body = body.dropFirst(7).drop(while: { $0 == " " }) }
-            if body.hasPrefix("\(key)=") || body.hasPrefix("\(key) =") {
-                lines[i] = "\(key)=\(value)"
-                found = true
-            }
-        }
-        if !found { lines.append("\(key)=\(value)") }
-        let tmp = path + ".tmp-\(getpid())"
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard
-            FileManager.default.createFile(
-                atPath: tmp, contents: Data((lines.joined(separator: "\n") + "\n").utf8), attributes: attrs)
-        else { throw CLIError("cannot write \(tmp)") }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw CLIError("cannot replace \(path): \(String(cString: strerror(errno)))")
-        }
-        // The new config must still be valid before anything relies on it.
-        _ = try ConfigLoader.load(
-            fileText: String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self))
     }
 }

@@ -161,6 +161,24 @@ import Testing
         #expect(h.send(big).rejection?.reason == .frameTooLarge)
     }
 
+    @Test func invalidUTF8IsRejectedValidUTF8PassesThrough() throws {
+        let h = EngineHarness()
+        h.send(#"{"type":"portfolio","equity_usd":10000}"#)
+        for bad: [UInt8] in [[0xFF], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80]] {
+            let line =
+                Array(#"{"type":"proposal","symbol":"A","harvest_action":"HOLD","note":""#.utf8) + bad
+                + Array("\"}".utf8)
+            let outcome = line.withUnsafeBytes { h.engine.process($0, now: h.now) }
+            guard case .rejected(let r) = outcome else {
+                Issue.record("\(bad) must be rejected")
+                continue
+            }
+            #expect(r.reason == .notJSON)
+        }
+        let d = h.decide(#"{"type":"proposal","symbol":"A","harvest_action":"HOLD","note":"€ 😀 ü"}"#)
+        #expect(d?["proposal"]?["note"]?.string == "€ 😀 ü")
+    }
+
     @Test func deepNestingIsRejectedNotACrash() throws {
         let h = EngineHarness()
         let deep =

@@ -98,7 +98,8 @@ let stableFields = [
         try c.send(Array(example[0...1]) + [proposal("m1")])
         #expect(try c.decisions(1).first?.json["action"]?.string == "FULL_CLOSE")
 
-        let mode = try d.cli(["mode", "enforce", "--reason", "test"])
+        // A live-switch test, not an activation: no shadow history, so the preflight verdict is HOLD.
+        let mode = try d.cli(["mode", "enforce", "--reason", "test", "--force"])
         #expect(mode.status == 0, "\(mode.stderr)")
         try c.send([proposal("m2")])
         let enforced = try c.decisions(1).first?.json
@@ -254,6 +255,24 @@ let stableFields = [
         #expect(d.isRunning)
         d.stop()
         #expect(d.log.contains("reason=frame_too_large"))
+    }
+
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let d = DaemonProcess(settings: ["P26_LOG_FORMAT": "json", "P26_LOG_LEVEL": "info"])
+        try d.start()
+        let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
+        _ = try c.awaitHeartbeat()
+        try c.send(Array(example[0...2]) + ["garbage"])
+        #expect(try c.decisions(1).count == 1)
+        usleep(100_000)
+        d.stop()
+        let lines = try d.log.split(separator: "\n").map { try JSON.parse(String($0)) }
+        #expect(
+            lines.contains {
+                $0["msg"]?.string == "SHADOW-COMPARE DOWNGRADE" && $0["reason"]?.string == "portfolio_heat_cold"
+            })
+        #expect(lines.contains { $0["msg"]?.string == "rejected message" && $0["reason"]?.string == "not_json" })
+        #expect(lines.allSatisfy { $0["ts"]?.string != nil && $0["level"]?.string != nil })
     }
 
     @Test func sigtermExitsZeroAndCommitsWhatIsQueued() throws {

@@ -1,0 +1,200 @@
+import Foundation
+import HeatGateCore
+import HeatGateOps
+import HeatGateTestSupport
+import Testing
+
+@Suite("Ops ledger")
+struct LedgerTests {
+    static func entry(_ ts: Double, _ operation: String = "mode enforce", rollsBack: String? = nil) -> LedgerEntry {
+        LedgerEntry(
+            ts: ts, operatorName: "alice", host: "gate-1", operation: operation,
+            objective: "go live after a clean week",
+            riskClass: .lowRiskConfig, blastRadius: "every exit proposal", allowedPaths: ["/etc/quantum/pg.env"],
+            allowedServices: ["quantum-portfolio-heat-gate"], changes: "P26_MODE shadow -> enforce",
+            outcome: rollsBack == nil ? .success : .rollback, rollsBack: rollsBack,
+            evidence: LedgerEvidence(
+                metricsPattern: "^p26_enforce_mode", metrics: ["p26_enforce_mode 1"], mode: "enforce",
+                verdict: "PROCEED",
+                proofFile: ProofFile(path: "/tmp/x", sha256: SHA256.hex("x"), size: 1)),
+            notes: "quote \" backslash \\ newline \n ünïcode")
+    }
+
+    /// A ledger of three entries over two days.
+    static func three(_ dir: TemporaryDirectory) throws -> (OpsLedger, [LedgerEntry]) {
+        let ledger = OpsLedger(stateDir: dir.path)
+        let a = try ledger.append(entry(1_764_000_000))
+        let b = try ledger.append(entry(1_764_000_100, "mode shadow", rollsBack: a.id))
+        let c = try ledger.append(entry(1_764_086_400 + 5))
+        return (ledger, [a, b, c])
+    }
+
+    @Test("ids count per UTC day, each entry chains to the one before, and everything reads back")
+    func appendAndRead() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, written) = try Self.three(dir)
+        #expect(written.map(\.id) == ["OPS-2025-11-24-001", "OPS-2025-11-24-002", "OPS-2025-11-25-001"])
+        #expect(written[0].prevSHA256 == OpsLedger.genesis)
+        #expect(written[1].prevSHA256 == written[0].sha256)
+        #expect(written[2].prevSHA256 == written[1].sha256)
+        let check = ledger.verify()
+        #expect(check.ok, "\(check.problems)")
+        #expect(check.entries == written)
+        #expect(check.entries[1].rollsBack == "OPS-2025-11-24-001" && check.entries[1].outcome == .rollback)
+        #expect(check.entries[0].notes == "quote \" backslash \\ newline \n ünïcode")
+        #expect(check.entries[0].evidence.proofFile?.size == 1)
+        // One line per entry; the seal is the SHA-256 of the line without its sha256 member.
+        let text = try String(contentsOfFile: ledger.path, encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 3)
+        let first = String(lines[0])
+        #expect(first.hasSuffix(",\"sha256\":\"\(written[0].sha256)\"}"))
+        #expect(SHA256.hex(String(first.dropLast(77)) + "}") == written[0].sha256)
+        let head = try String(contentsOfFile: ledger.headPath, encoding: .utf8)
+        #expect(head == "{\"entries\":3,\"sha256\":\"\(written[2].sha256)\"}\n")
+    }
+
+    @Test("changing any one byte of the ledger fails verification")
+    func everyByte() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, _) = try Self.three(dir)
+        let original = try #require(FileManager.default.contents(atPath: ledger.path))
+        var caught = 0
+        for i in 0..<original.count {
+            for flip: UInt8 in i % 5 == 0 ? [0x01, 0x20] : [0x01] {
+                var bytes = [UInt8](original)
+                bytes[i] ^= flip
+                #expect(FileManager.default.createFile(atPath: ledger.path, contents: Data(bytes)))
+                if ledger.verify().ok {
+                    Issue.record("byte \(i) ^ \(flip) went unnoticed")
+                } else {
+                    caught += 1
+                }
+            }
+        }
+        #expect(caught == original.count + (original.count + 4) / 5)
+        #expect(FileManager.default.createFile(atPath: ledger.path, contents: original))
+        #expect(ledger.verify().ok)
+    }
+
+    @Test("removed, reordered, inserted or cut-off entries fail verification, each named")
+    func structure() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, _) = try Self.three(dir)
+        let original = try String(contentsOfFile: ledger.path, encoding: .utf8)
+        let lines = original.split(separator: "\n").map(String.init)
+        func verify(_ ls: [String], newline: Bool = true) -> [String] {
+            let text = ls.isEmpty ? "" : ls.joined(separator: "\n") + (newline ? "\n" : "")
+            _ = FileManager.default.createFile(atPath: ledger.path, contents: Data(text.utf8))
+            return ledger.verify().problems
+        }
+        #expect(verify([lines[0], lines[2]]).first?.contains("chain is broken") == true)
+        #expect(verify([lines[1], lines[0], lines[2]]).first?.contains("line 1") == true)
+        #expect(verify([lines[0], lines[1], lines[1], lines[2]]).first?.contains("line 3") == true)
+        #expect(verify([lines[0], lines[1]]).first?.contains("head file") == true)  // the last one removed
+        #expect(verify(lines, newline: false).first?.contains("newline") == true)
+        #expect(verify([lines[0], lines[1], String(lines[2].prefix(40))]).first?.contains("line 3") == true)
+        #expect(verify([]).first?.contains("head file") == true)
+        #expect(verify(lines).isEmpty)
+        try FileManager.default.removeItem(atPath: ledger.headPath)
+        #expect(ledger.verify().problems.first?.contains("head file") == true)
+    }
+
+    @Test("no entry is chained onto a ledger that does not verify")
+    func refuseBroken() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, _) = try Self.three(dir)
+        var bytes = [UInt8](try #require(FileManager.default.contents(atPath: ledger.path)))
+        bytes[30] ^= 1
+        #expect(FileManager.default.createFile(atPath: ledger.path, contents: Data(bytes)))
+        #expect(throws: LedgerError.self) { try ledger.append(Self.entry(1_764_100_000)) }
+        #expect(ledger.verify().entries.isEmpty)
+    }
+
+    @Test("concurrent appends from many threads keep one chain")
+    func concurrent() async throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let ledger = OpsLedger(stateDir: dir.path)
+        await withTaskGroup(of: Void.self) { group in
+            for k in 0..<16 {
+                group.addTask { _ = try? ledger.append(Self.entry(1_764_000_000 + Double(k))) }
+            }
+        }
+        let check = ledger.verify()
+        #expect(check.ok, "\(check.problems)")
+        #expect(check.entries.count == 16)
+        #expect(Set(check.entries.map(\.id)).count == 16)
+    }
+
+    @Test("metrics evidence keeps the matching sample lines only")
+    func metricsFilter() {
+        let text = """
+            # HELP p26_enforce_mode 1 in enforce
+            # TYPE p26_enforce_mode gauge
+            p26_enforce_mode 1
+            p26_heat_value 0.42
+            p26_bucket{state="WARM"} 1
+            p26_decision_latency_seconds_bucket{le="1e-06"} 3
+            """
+        #expect(
+            LedgerEvidence.filter(metrics: text, pattern: LedgerEvidence.defaultMetricsPattern) == [
+                "p26_enforce_mode 1", "p26_heat_value 0.42", "p26_bucket{state=\"WARM\"} 1",
+            ])
+        #expect(prometheusValue(text, name: "p26_enforce_mode") == 1)
+        #expect(prometheusValue(text, name: "p26_missing") == nil)
+    }
+}
+
+@Suite("Config file rewrite")
+struct ConfigFileEditorTests {
+    @Test("keeps comments, export prefixes, trailing comments and blank lines; rewrites every line of the key")
+    func keepsTheRest() {
+        let text = """
+            # HeatGate
+            export P26_MODE=shadow   # start safe
+
+            HEAT_MIN=0.2
+            P26_MODE = "shadow"
+            """
+        let (out, previous) = ConfigFileEditor.rewrite(text + "\n", key: "P26_MODE", value: "enforce")
+        #expect(previous == "shadow")
+        #expect(
+            out == """
+                # HeatGate
+                export P26_MODE=enforce   # start safe
+
+                HEAT_MIN=0.2
+                P26_MODE=enforce
+
+                """)
+        let (appended, none) = ConfigFileEditor.rewrite("HEAT_MIN=0.2\n", key: "P26_MODE", value: "shadow")
+        #expect(none == nil && appended == "HEAT_MIN=0.2\nP26_MODE=shadow\n")
+        let (crlf, _) = ConfigFileEditor.rewrite("# x\r\nP26_MODE=shadow\r\n", key: "P26_MODE", value: "enforce")
+        #expect(crlf == "# x\r\nP26_MODE=enforce\r\n")
+        // A key that merely starts the same is another key.
+        let (other, _) = ConfigFileEditor.rewrite("P26_MODE_X=1\n", key: "P26_MODE", value: "enforce")
+        #expect(other == "P26_MODE_X=1\nP26_MODE=enforce\n")
+    }
+
+    @Test("writes atomically with the file's mode, and refuses a result that is not a valid configuration")
+    func atomicAndValidated() throws {
+        let dir = TemporaryDirectory("heatgate-config")
+        let path = dir.path + "/gate.env"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("# c\nP26_MODE=shadow\n".utf8)))
+        chmod(path, 0o640)
+        let change = try ConfigFileEditor.set(key: "P26_MODE", value: "enforce", in: path)
+        #expect(change.previous == "shadow" && change.value == "enforce")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "# c\nP26_MODE=enforce\n")
+        #expect(change.sha256After == SHA256.hex("# c\nP26_MODE=enforce\n"))
+        var st = stat()
+        stat(path, &st)
+        #expect(st.st_mode & 0o777 == 0o640)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["gate.env"])
+
+        #expect(throws: LedgerError.self) { try ConfigFileEditor.set(key: "P26_MODE", value: "yolo", in: path) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "# c\nP26_MODE=enforce\n")
+        #expect(throws: LedgerError.self) {
+            try ConfigFileEditor.set(key: "P26_MODE", value: "shadow", in: dir.path + "/none")
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import HeatGateCore
+import HeatGateTestSupport
+import Testing
+
+/// `heatgate replay` and `heatgate check-config` as an operator runs them.
+@Suite struct CLITests {
+    func replay(_ lines: [String], args: [String] = []) throws -> CommandResult {
+        try runCommand(
+            HeatGateBinary.path, ["replay", "-", "--now", "1764000000"] + args, stdin: lines.joined(separator: "\n"))
+    }
+
+    @Test func replayPrintsTheWorkedExamples() throws {
+        let r = try replay(example)
+        #expect(r.status == 0, "\(r.stderr)")
+        let d = try r.lines.map { try JSON.parse($0) }
+        #expect(d.count == 4)
+        #expect(d.map { $0["heat_value"]?.number } == [0.027, 0.29, 0.87, 0.87])
+        #expect(d.map { $0["heat_bucket"]?.string } == ["COLD", "WARM", "HOT", "HOT"])
+        #expect(
+            d.map { $0["calibrated_action"]?.string } == [
+                "PARTIAL_25", "PARTIAL_75", "FULL_CLOSE_PROPOSED", "PARTIAL_50",
+            ])
+        #expect(
+            d.map { $0["action"]?.string } == [
+                "FULL_CLOSE_PROPOSED", "FULL_CLOSE_PROPOSED", "FULL_CLOSE_PROPOSED", "PARTIAL_50",
+            ])
+        #expect(d[0]["reason"]?.string == "portfolio_heat_cold")
+        #expect(d[0]["ts"]?.number == 1_764_000_000)
+    }
+
+    @Test func replayReportsMalformedLinesAndExitsOne() throws {
+        let lines = [example[0], "{oops", example[1], #"{"type":"proposal","symbol":"ETHUSDT"}"#, example[2], "[1]"]
+        let r = try replay(lines)
+        #expect(r.status == 1)
+        #expect(r.lines.count == 1)
+        #expect(try JSON.parse(r.lines[0])["plan_id"]?.string == "p1")
+        let errs = r.stderr.split(separator: "\n").map(String.init)
+        #expect(errs.contains { $0.hasPrefix("line 2:") && $0.contains("not_json") })
+        #expect(
+            errs.contains { $0.hasPrefix("line 4:") && $0.contains("missing_field") && $0.contains("harvest_action") })
+        #expect(errs.contains { $0.hasPrefix("line 6:") && $0.contains("not_object") })
+    }
+
+    @Test func replayClockFollowsAt() throws {
+        let lines = [
+            #"{"type":"portfolio","equity_usd":10000,"at":1764000000}"#,
+            example[1],
+            #"{"type":"proposal","symbol":"ETHUSDT","harvest_action":"FULL_CLOSE","plan_id":"a","at":1764000100}"#,
+            #"{"type":"proposal","symbol":"ETHUSDT","harvest_action":"FULL_CLOSE","plan_id":"b","at":1764000200}"#,
+        ]
+        let d = try replay(lines).lines.map { try JSON.parse($0) }
+        #expect(d.map { $0["reason"]?.string } == ["portfolio_heat_cold", "equity_stale"])
+        #expect(d.map { $0["ts"]?.number } == [1_764_000_100, 1_764_000_200])
+    }
+
+    @Test(arguments: [
+        ("HEAT_MIN=0.7\nHEAT_MAX=0.3\n", "HEAT_MIN"), ("P26_MODE=banana\n", "P26_MODE"),
+        ("HEAT_WARM_ACTION=SELL\n", "HEAT_WARM_ACTION"),
+    ])
+    func checkConfigRejectsNamingTheKey(text: String, key: String) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/bad.env"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(HeatGateBinary.path, ["check-config", path])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(key), "\(r.stderr)")
+    }
+
+    @Test(arguments: ["P26_MODE=ENFORCE\n", "# crlf\r\nP26_MODE=enforce\r\nHEAT_MIN=0.2\r\n"])
+    func checkConfigAccepts(text: String) throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/ok.env"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCommand(HeatGateBinary.path, ["check-config", "--config", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("mode=enforce"))
+    }
+
+    @Test func runRefusesAnInvalidConfigNamingTheKey() throws {
+        let r = try runCommand(HeatGateBinary.path, ["run", "--set", "P26_FAIL_MODE=sometimes"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("P26_FAIL_MODE"))
+    }
+
+    @Test func runRefusesAPublicBindWithoutCurve() throws {
+        let dir = TemporaryDirectory()
+        let r = try runCommand(
+            HeatGateBinary.path,
+            ["run", "--set", "P26_INGEST_ENDPOINT=tcp://0.0.0.0:5556", "--set", "P26_STATE_DIR=\(dir.path)/state"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("P26_INGEST_ENDPOINT") && r.stderr.contains("CURVE"))
+    }
+}
