@@ -4,9 +4,13 @@ PYTHON       ?= /usr/bin/python3
 STRICT       := -Xswiftc -warnings-as-errors
 BUILD_DEPS   := liblmdb-dev libzmq3-dev
 TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest prometheus
+BENCH_DEPS   := $(BUILD_DEPS) redis-server python3-redis python3-hiredis
 BIN          := .build/debug/heatgate
+HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
+                --format histogramPercentiles --no-progress
 
-.PHONY: all deps test-deps build run replay test lint deb deb-test clean fuzz soak crash-test
+.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build \
+	fuzz soak crash-test
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
 
@@ -30,7 +34,8 @@ replay: build
 	$(BIN) replay examples/replay.jsonl
 
 lint:
-	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests bench/Package.swift bench/Sources \
+		bench/Benchmarks
 
 ## Everything CI checks: strict build, format lint, Swift tests (the crash-safety test's 20 SIGKILL
 ## rounds included), Python tests, and a bounded fuzz run.
@@ -40,6 +45,7 @@ test: test-deps
 	$(SWIFT) test --skip-build
 	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
 	FUZZ_SECONDS=20 fuzz/run.sh
+	$(MAKE) bench-smoke
 
 ## libFuzzer over the parser, engine and encoder for FUZZ_SECONDS (default 300); see fuzz/run.sh.
 fuzz:
@@ -63,5 +69,27 @@ deb: deps
 deb-test: deps
 	packaging/deb-test.sh
 
+bench-deps:
+	@scripts/ensure-deps.sh $(BENCH_DEPS)
+
+## The daemon (release) and bench/'s programs. SwiftPM's command plugin (`swift package benchmark`) leaves
+## a build description without the other products behind, so it is dropped before building them.
+bench-build: bench-deps
+	$(SWIFT) build -c release --product heatgate
+	rm -f bench/.build/release.yaml bench/.build/*/release/description.json
+	cd bench && $(SWIFT) build -c release
+
+## SPEC §10 in full (< 30 min on the 2-core machine): results in bench/results/, report in BENCHMARKS.md.
+bench: bench-build
+	rm -rf bench/results/hotpath && mkdir -p bench/results/hotpath
+	cd bench && $(HOTPATH) --path results/hotpath
+	cd bench && .build/release/hg-bench
+
+## Seconds: every tool runs once at tiny sizes (no timing is judged); results in bench/results/smoke/.
+bench-smoke: bench-build
+	rm -rf bench/results/smoke && mkdir -p bench/results/smoke/hotpath
+	cd bench && HEATGATE_BENCH_SMOKE=1 $(HOTPATH) --path results/smoke/hotpath
+	cd bench && .build/release/hg-bench --smoke
+
 clean:
-	rm -rf .build
+	rm -rf .build bench/.build

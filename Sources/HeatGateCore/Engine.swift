@@ -142,7 +142,7 @@ public final class Engine {
     public private(set) var equity: Double?
     /// When the latest equity was valid, epoch seconds.
     public private(set) var equityTs = 0.0
-    var dedupe = DedupeCache()
+    let dedupe = DedupeCache()
     /// Symbols changed by the last state message, for the store to persist.
     public private(set) var dirtySymbols: [Int32] = []
     var generation: UInt32 = 0
@@ -241,7 +241,9 @@ public final class Engine {
         if b.equals(t, "proposal") {
             let p = try parseProposal(b, &fields, now: now)
             if let seq = dedupe.lookup(p.planKey, now: now) { return .duplicate(seq: seq, p) }
-            return .decision(decide(p, now: now), p)
+            let d = decide(p, now: now)
+            dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt)
+            return .decision(d, p)
         }
         dirtySymbols.removeAll(keepingCapacity: true)
         if b.equals(t, "position") {
@@ -388,7 +390,7 @@ public final class Engine {
         let hasSigma = !s.sigma.isNaN
         openPositions += (isOpen ? 1 : 0) - (wasOpen ? 1 : 0)
         openWithoutSigma += (isOpen && !hasSigma ? 1 : 0) - (wasOpen && !hadSigma ? 1 : 0)
-        let risk: Int128 = isOpen && hasSigma ? Int128((abs(s.notional) * s.sigma * 1e9).rounded()) : 0
+        let risk: Int128 = isOpen && hasSigma ? nanoDollars(abs(s.notional) * s.sigma) : 0
         if risk != s.riskNano {
             totalRiskNano += risk - s.riskNano
             s.riskNano = risk
@@ -463,7 +465,7 @@ public final class Engine {
                 h = hashBytes(b, actionValue.content, seed: h)
                 derived = mix64(h ^ UInt64(bitPattern: Int64((time * 1000).rounded())))
             } else {
-                derived = mix64(f.contentHash ^ 0x5EED)
+                derived = mix64(contentHash(b) ^ 0x5EED)
             }
             planKey = derivedPlanKey(derived)
         }
@@ -474,7 +476,25 @@ public final class Engine {
             object: 0..<b.count)
     }
 
+    /// An order-independent hash of every member but `type`, `at`, `plan_id` and `trace_id`: the derived
+    /// id of a proposal with neither `plan_id` nor a time. A second pass, paid only by such proposals.
+    func contentHash(_ b: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0
+        guard var it = try? JSONObjectIterator(b) else { return 0 }
+        while let m = try? it.next() {
+            let k = m.key
+            if b.equals(k, "type") || b.equals(k, "at") || b.equals(k, "plan_id") || b.equals(k, "trace_id") {
+                continue
+            }
+            h = h &+ mix64(hashBytes(b, m.value.range, seed: hashBytes(b, k)))
+        }
+        return h
+    }
+
     /// Decides one parsed proposal (SPEC §2): the hot path. Allocates nothing.
+    ///
+    /// The plan's dedupe entry is recorded by ``process(_:now:)``, which looks it up first; a caller that
+    /// decides directly (benchmarks, tests) bypasses dedupe.
     public func decide(_ p: Proposal, now: Double) -> Decision {
         var d = Decision()
         d.seq = nextSeq
@@ -535,9 +555,17 @@ public final class Engine {
         }
         if let c = d.calibrated { d.downgraded = c != d.original }
         d.effective = killSwitch ? .hold : (d.mode == .enforce ? d.calibrated : nil)
-        dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt)
         return d
     }
+}
+
+/// USD to integer nano-dollars. Values below 9.2e9 USD take Int64's direct conversion; the generic
+/// Double→Int128 conversion is a slow, unspecialised path.
+@inline(__always)
+func nanoDollars(_ usd: Double) -> Int128 {
+    let x = (usd * 1e9).rounded()
+    if x < 9.2e18 { return Int128(Int64(x)) }
+    return Int128(x)
 }
 
 /// The dedupe key of a derived plan id: the hash of its text, like any other `plan_id`.
@@ -561,46 +589,60 @@ func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v + 48 : v + 87 }
 
 /// Remembers recent `plan_id`s and their `seq` for the TTL window, in fixed memory.
 ///
-/// Four-way set associative over 32 768 sets (131 072 entries, 3 MiB): a lookup or insert touches one
-/// cache line and never allocates. When a set is full of unexpired entries the one expiring first is
-/// replaced, so under a flood of distinct ids the window shortens rather than memory growing.
-struct DedupeCache {
-    static let ways = 4
-    let setMask: Int
-    var keys: [UInt64]
-    var seqs: [UInt64]
-    var expires: [Double]
-
-    init(sets: Int = 32_768) {
-        setMask = sets - 1
-        keys = Array(repeating: 0, count: sets * Self.ways)
-        seqs = Array(repeating: 0, count: sets * Self.ways)
-        expires = Array(repeating: 0, count: sets * Self.ways)
+/// Four-way set associative over 32 768 sets (131 072 entries, 4 MiB). A set is one 128-byte-aligned
+/// block of four 32-byte entries (key, seq, expiry), so a lookup or an insert touches two adjacent cache
+/// lines, which the adjacent-line prefetcher fetches together, and never allocates. (Three parallel arrays
+/// of keys, seqs and expiries cost three cache misses per new plan: bench P1 measured ≈400 ns a decision
+/// with a distinct plan each time against ≈85 ns with the cache warm.) When a set is full of unexpired
+/// entries the one expiring first is replaced, so under a flood of distinct ids the window shortens rather
+/// than memory growing.
+final class DedupeCache {
+    struct Entry {
+        var key: UInt64
+        var seq: UInt64
+        var expires: Double
+        var unused: UInt64
     }
 
+    static let ways = 4
+    let setMask: Int
+    let entries: UnsafeMutablePointer<Entry>
+
+    init(sets: Int = 32_768) {
+        precondition(sets > 0 && sets & (sets - 1) == 0, "sets must be a power of two")
+        setMask = sets - 1
+        let count = sets * Self.ways
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: count * MemoryLayout<Entry>.stride, alignment: Self.ways * MemoryLayout<Entry>.stride)
+        entries = raw.bindMemory(to: Entry.self, capacity: count)
+        entries.initialize(repeating: Entry(key: 0, seq: 0, expires: 0, unused: 0), count: count)
+    }
+
+    deinit { entries.deallocate() }
+
     @inline(__always)
-    func base(_ key: UInt64) -> Int { (Int(truncatingIfNeeded: mix64(key)) & setMask) * Self.ways }
+    func set(_ key: UInt64) -> UnsafeMutablePointer<Entry> {
+        entries + (Int(truncatingIfNeeded: mix64(key)) & setMask) * Self.ways
+    }
 
     func lookup(_ key: UInt64, now: Double) -> UInt64? {
         let k = key == 0 ? 1 : key
-        let b = base(k)
-        for w in 0..<Self.ways where keys[b + w] == k && expires[b + w] > now { return seqs[b + w] }
+        let e = set(k)
+        for w in 0..<Self.ways where e[w].key == k && e[w].expires > now { return e[w].seq }
         return nil
     }
 
-    mutating func insert(_ key: UInt64, seq: UInt64, expiresAt: Double) {
+    func insert(_ key: UInt64, seq: UInt64, expiresAt: Double) {
         let k = key == 0 ? 1 : key
-        let b = base(k)
-        var victim = b
+        let e = set(k)
+        var victim = 0
         for w in 0..<Self.ways {
-            if keys[b + w] == k {
-                victim = b + w
+            if e[w].key == k {
+                victim = w
                 break
             }
-            if expires[b + w] < expires[victim] { victim = b + w }
+            if e[w].expires < e[victim].expires { victim = w }
         }
-        keys[victim] = k
-        seqs[victim] = seq
-        expires[victim] = expiresAt
+        e[victim] = Entry(key: k, seq: seq, expires: expiresAt, unused: 0)
     }
 }

@@ -444,8 +444,8 @@ public func unescapeJSONString(
 
 /// Parses a JSON number (or the text of a numeric string) into a `Double` without allocating.
 ///
-/// Decimal texts with at most 15 significant digits and a small exponent take an exact fast path
-/// (Clinger's); anything else goes through `strtod` on a stack copy.
+/// Decimal texts whose digits fit 53 bits, without exponent, take an exact fast path (Clinger's); anything
+/// else goes through `strtod` on a stack copy.
 /// - Returns: `nil` when the text is not a number.
 public func parseDouble(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Double? {
     var i = r.lowerBound
@@ -476,7 +476,7 @@ public func parseDouble(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Double?
                 if sawDot { fracDigits += 1 }
             } else {
                 digits += 1
-                if digits > 15 { break }
+                if digits > 19 { break }
                 mantissa = mantissa &* 10 &+ UInt64(c &- UInt8(ascii: "0"))
                 if sawDot { fracDigits += 1 }
             }
@@ -487,7 +487,8 @@ public func parseDouble(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Double?
         }
         p += 1
     }
-    if p == e2 && sawDigit && digits <= 15 && fracDigits <= 22 {
+    // Exact when the digits fit a Double's 53-bit significand (epoch times with microseconds do).
+    if p == e2 && sawDigit && digits <= 19 && mantissa <= 1 << 53 && fracDigits <= 22 {
         if sawDot && b[e2 - 1] == UInt8(ascii: ".") { return slowParseDouble(b, i..<e2) }
         var v = Double(mantissa)
         if fracDigits > 0 { v /= powersOfTen[fracDigits] }

@@ -95,38 +95,24 @@ struct Fields {
     var positions: JSONValue?
     var equity: JSONValue?
     var price: JSONValue?
-    /// An order-independent hash of every member but `type`, `at`, `plan_id` and `trace_id`.
-    var contentHash: UInt64 = 0
 
     @inline(__always)
     mutating func record(_ b: UnsafeRawBufferPointer, _ m: JSONMember) {
         let k = m.key
-        var hashed = true
         switch k.count {
         case 2:
-            if b.equals(k, "ts") {
-                ts = m.value
-            } else if b.equals(k, "at") {
-                hashed = false
-            }
+            if b.equals(k, "ts") { ts = m.value }
         case 4:
-            if b.equals(k, "type") {
-                type = m.value
-                hashed = false
-            }
+            if b.equals(k, "type") { type = m.value }
         case 5:
             if b.equals(k, "sigma") { sigma = m.value } else if b.equals(k, "price") { price = m.value }
         case 6:
             if b.equals(k, "symbol") { symbol = m.value } else if b.equals(k, "action") { action = m.value }
         case 7:
-            if b.equals(k, "plan_id") {
-                planId = m.value
-                hashed = false
-            }
+            if b.equals(k, "plan_id") { planId = m.value }
         case 8:
             if b.equals(k, "trace_id") {
                 traceId = m.value
-                hashed = false
             } else if b.equals(k, "ts_epoch") {
                 tsEpoch = m.value
             }
@@ -146,10 +132,6 @@ struct Fields {
             if b.equals(k, "position_notional_usd") { notional = m.value }
         default:
             break
-        }
-        if hashed {
-            let h = hashBytes(b, m.value.range, seed: hashBytes(b, k))
-            contentHash = contentHash &+ mix64(h)
         }
     }
 }
