@@ -9,7 +9,10 @@ BIN          := .build/debug/heatgate
 HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
                 --format histogramPercentiles --no-progress
 
-.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build
+.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build \
+	fuzz soak crash-test
+FUZZ_SECONDS ?= 300
+SOAK_SECONDS ?= 600
 
 all: build
 
@@ -34,13 +37,29 @@ lint:
 	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests bench/Package.swift bench/Sources \
 		bench/Benchmarks
 
-## Everything CI checks: strict build, format lint, Swift tests, Python tests.
+## Everything CI checks: strict build, format lint, Swift tests (the crash-safety test's 20 SIGKILL
+## rounds included), Python tests, and a bounded fuzz run.
 test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
 	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python examples/python
+	FUZZ_SECONDS=20 fuzz/run.sh
 	$(MAKE) bench-smoke
+
+## libFuzzer over the parser, engine and encoder for FUZZ_SECONDS (default 300); see fuzz/run.sh.
+fuzz:
+	fuzz/run.sh
+
+## Opt-in soak: SOAK_SECONDS (default 600) at 10 000 proposals/s with state updates and scrapes.
+soak: test-deps
+	$(SWIFT) build --build-tests $(STRICT)
+	HEATGATE_SOAK_SECONDS=$(SOAK_SECONDS) $(SWIFT) test --skip-build --filter SoakTests
+
+## Only the SIGKILL crash-safety rounds (CRASH_ROUNDS, default 20; `make test` runs 20 too).
+crash-test: test-deps
+	$(SWIFT) build --build-tests $(STRICT)
+	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
 
 ## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
 deb: deps

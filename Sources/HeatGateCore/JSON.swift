@@ -82,7 +82,9 @@ public enum JSON: Equatable, Sendable {
 
     static func string(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ escapes: Bool) throws(JSONScanError) -> String {
         if !escapes { return String(decoding: UnsafeRawBufferPointer(rebasing: b[r]), as: UTF8.self) }
-        guard let raw = unescapeJSONString(b, r) else { throw .syntax(offset: r.lowerBound) }
+        guard let raw = unescapeJSONString(b, r, replacingLoneSurrogates: true) else {
+            throw .syntax(offset: r.lowerBound)
+        }
         return String(decoding: raw, as: UTF8.self)
     }
 

@@ -379,8 +379,15 @@ extension UnsafeRawBufferPointer {
 
 /// Decodes the escaped content of a JSON string into UTF-8 bytes.
 ///
-/// - Returns: `nil` when an escape is malformed or a surrogate pair is broken.
-public func unescapeJSONString(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> [UInt8]? {
+/// - Parameters:
+///   - replacingLoneSurrogates: decode a `\uD800`–`\uDFFF` escape that is not part of a valid pair as
+///     U+FFFD instead of failing. JSON's grammar allows such escapes and producers (Python's `json`,
+///     JavaScript) write them; readers of whole documents replace them. Fields the engine keys on
+///     (`plan_id`, `symbol`) stay strict, so two different texts never get the same key.
+/// - Returns: `nil` when an escape is malformed, or a surrogate pair is broken and not replaced.
+public func unescapeJSONString(
+    _ b: UnsafeRawBufferPointer, _ r: Range<Int>, replacingLoneSurrogates: Bool = false
+) -> [UInt8]? {
     var out: [UInt8] = []
     out.reserveCapacity(r.count)
     var i = r.lowerBound
@@ -413,13 +420,19 @@ public func unescapeJSONString(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> 
             guard var scalar = hex4(i) else { return nil }
             i += 4
             if scalar >= 0xD800 && scalar < 0xDC00 {
-                guard i + 6 <= r.upperBound, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u"),
+                if i + 6 <= r.upperBound, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u"),
                     let low = hex4(i + 2), low >= 0xDC00 && low < 0xE000
-                else { return nil }
-                i += 6
-                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                {
+                    i += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if replacingLoneSurrogates {
+                    scalar = 0xFFFD
+                } else {
+                    return nil
+                }
             } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                return nil
+                guard replacingLoneSurrogates else { return nil }
+                scalar = 0xFFFD
             }
             guard let u = Unicode.Scalar(scalar) else { return nil }
             out.append(contentsOf: UTF8.encode(u)!)

@@ -123,6 +123,10 @@ public final class Daemon {
         try pub.set(.xpubNoDrop, true)
         try pub.set(.linger, 1000)
         for s in [pull, control, wake] { try s.set(.linger, 0) }
+        // The ZAP handler must be bound before the CURVE sockets, so no handshake can slip past it.
+        let zap =
+            config.curveSecretKey == nil
+            ? nil : try ZAPHandler(ctx, allowedKeys: config.curveAllowedClients, logger: logger)
         try applyCurve(config, server: [pull, pub])
         try bind(pull, config.ingestEndpoint, "P26_INGEST_ENDPOINT")
         try bind(pub, config.publishEndpoint, "P26_PUBLISH_ENDPOINT")
@@ -168,6 +172,7 @@ public final class Daemon {
                 "version": HeatGateVersion.current, "mode": config.mode.label, "ingest": config.ingestEndpoint,
                 "publish": config.publishEndpoint, "control": config.controlEndpoint,
                 "metrics": "\(config.metricsBind):\(http.port)", "state_dir": config.stateDir,
+                "curve": zap == nil ? "off" : "on (\(config.curveAllowedClients.count) client keys)",
                 "next_seq": "\(gate.engine.nextSeq)", "kill_switch": "\(gate.engine.killSwitch)",
             ])
         signals.ready.store(true, ordering: .relaxed)
@@ -180,6 +185,7 @@ public final class Daemon {
         try? wake.close(linger: 0)
         try? pub.close(linger: 1000)
         http.stop()
+        zap?.stop()
         pthread_kill(signalThread, SIGUSR1)
         pthread_join(signalThread, nil)
         pthread_join(flusher, nil)
@@ -297,6 +303,12 @@ public final class Daemon {
             }
         }
         if received == 0 { return }
+        let mapBefore = gate.mapBytes
+        defer {
+            if gate.mapBytes != mapBefore {
+                logger.notice("store map grown", ["from_mb": "\(mapBefore >> 20)", "to_mb": "\(gate.mapBytes >> 20)"])
+            }
+        }
         guard try gate.commit(now: now) else {
             logger.error(
                 "store write failed; batch not published", ["error": gate.lastStoreError, "messages": "\(received)"])

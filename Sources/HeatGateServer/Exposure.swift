@@ -18,6 +18,15 @@ public func isLoopbackEndpoint(_ endpoint: String) -> Bool {
 /// Refuses to expose the gate beyond the host unless CURVE protects it or the operator said so.
 /// - Throws: ``ServerError`` naming the key.
 func checkExposure(_ c: GateConfig) throws {
+    // CURVE without a client list would let anyone who knows the server's public key in: refuse it.
+    if c.curveSecretKey != nil && c.curveAllowedClients.isEmpty {
+        throw ServerError(
+            "P26_CURVE_SECRET_KEY is set but P26_CURVE_ALLOWED_CLIENTS is empty: list the Z85 public keys of "
+                + "the producers and subscribers that may connect")
+    }
+    if c.curveSecretKey == nil && !c.curveAllowedClients.isEmpty {
+        throw ServerError("P26_CURVE_ALLOWED_CLIENTS is set but P26_CURVE_SECRET_KEY is not: CURVE needs both")
+    }
     let protected = c.curveSecretKey != nil || c.allowInsecureBind
     for (key, endpoint) in [("P26_INGEST_ENDPOINT", c.ingestEndpoint), ("P26_PUBLISH_ENDPOINT", c.publishEndpoint)]
     where !isLoopbackEndpoint(endpoint) && !protected {
@@ -36,11 +45,13 @@ func checkExposure(_ c: GateConfig) throws {
     }
 }
 
-/// Makes the ingest and publish sockets CURVE servers when a secret key is configured.
+/// Makes the ingest and publish sockets CURVE servers when a secret key is configured, on any endpoint
+/// (loopback and `ipc://` too), authenticated by the daemon's ``ZAPHandler``.
 func applyCurve(_ c: GateConfig, server sockets: [Socket]) throws {
     guard let secret = c.curveSecretKey else { return }
     for s in sockets {
         try s.set(.curveServer, true)
         try s.set(.curveSecretKey, secret)
+        try s.set(.zapDomain, ZAPHandler.domain)
     }
 }

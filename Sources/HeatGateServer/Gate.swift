@@ -148,6 +148,7 @@ public final class Gate {
         var lastError: (any Error)?
         for _ in 0..<8 {
             do {
+                try store.reserveSpace(forWriting: batchPageBound())
                 try writeBatch()
                 metrics.storeWrites.add()
                 return true
@@ -165,6 +166,14 @@ public final class Gate {
         published.removeAll(keepingCapacity: true)
         try rebuild(now: now)
         return false
+    }
+
+    /// An upper bound of the bytes of new pages the batch's transaction may touch: every record written
+    /// can dirty (copy) one leaf page in each table it goes to, plus the bytes themselves and the
+    /// branch pages above them.
+    func batchPageBound() -> Int {
+        let records = pendingDecisions.count * 3 + stateSymbols.count + stateWrites.count + published.count + 8
+        return records * 4096 + 2 * (out.count + stateMessages.count) + (256 << 10)
     }
 
     /// Why the last failed commit failed.

@@ -202,6 +202,16 @@ public final class Environment: @unchecked Sendable {
         try lmdbCall { mdb_env_set_mapsize(handle, size) }
     }
 
+    /// The data file's descriptor (`mdb_env_get_fd`): with `.writeMap`, the daemon reserves disk blocks
+    /// through it ahead of writing, because a store through the memory map into a block the file system
+    /// cannot allocate raises `SIGBUS` instead of returning an error.
+    /// - Throws: `LMDBError`.
+    public func fileDescriptor() throws -> Int32 {
+        var fd: Int32 = -1
+        try lmdbCall { mdb_env_get_fd(handle, &fd) }
+        return fd
+    }
+
     /// Returns the map size, last page, last transaction id and reader slots (`mdb_env_info`).
     /// - Throws: `LMDBError`.
     public func info() throws -> Info {
