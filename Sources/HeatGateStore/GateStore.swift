@@ -177,12 +177,7 @@ public final class GateStore: @unchecked Sendable {
                 try txn.withCursor(book) { c in
                     var entry = try c.first()
                     while let (_, value) = entry {
-                        if let j = try? JSON.parse(value), let sym = j["symbol"]?.string, let key = SymbolKey(sym) {
-                            s.symbols.append(
-                                SymbolSnapshot(
-                                    symbol: key, notional: j["notional_usd"]?.number ?? 0, sigma: j["sigma"]?.number,
-                                    price: j["price"]?.number, ts: j["ts"]?.number ?? 0))
-                        }
+                        if let snapshot = Self.bookRow(value) { s.symbols.append(snapshot) }
                         entry = try c.next()
                     }
                 }
@@ -191,7 +186,7 @@ public final class GateStore: @unchecked Sendable {
                 try txn.withCursor(journal) { c in
                     var entry = try c.last()
                     while let (key, value) = entry, s.recentPlans.count < Self.restoredPlanLimit {
-                        guard let exp = Self.number(value, "expires_at"), exp > now else { break }
+                        guard let exp = Self.expiresAt(value), exp > now else { break }
                         if let seq = decodeBigEndianUInt64(key), let planKey = Self.planKey(value) {
                             s.recentPlans.append((planKey, seq, exp))
                         }
@@ -237,8 +232,10 @@ public final class GateStore: @unchecked Sendable {
         _ = try withBigEndianKey(seq) { key in try txn.put(journal, key, json, flags: .append) }
         try symbol.withBytes { sym in
             try txn.put(latest, sym, json)
+            // The entry's value is the decision's seq, so the sweep can tell whether the symbol's latest
+            // decision is still this one from the first bytes of the record, without reading it all.
             _ = try Self.withTTLKey(expiresAt, sym) { key in
-                try txn.put(ttl, key, UnsafeRawBufferPointer(start: nil, count: 0))
+                try withBigEndianKey(seq) { value in try txn.put(ttl, key, value) }
             }
         }
     }
@@ -492,7 +489,7 @@ public final class GateStore: @unchecked Sendable {
                 var more = false
                 try txn.withCursor(ttl) { c in
                     var entry = try c.first()
-                    while let (k, _) = entry, k.count > 8,
+                    while let (k, v) = entry, k.count > 8,
                         let expiry = decodeBigEndianUInt64(UnsafeRawBufferPointer(rebasing: k[0..<8])), expiry <= nowMs
                     {
                         if visited == limit {
@@ -501,16 +498,15 @@ public final class GateStore: @unchecked Sendable {
                         }
                         visited += 1
                         let symbol = UnsafeRawBufferPointer(rebasing: k[8...])
+                        let indexed = decodeBigEndianUInt64(v)
                         // The symbol may have a newer decision: remove only the one this entry indexes.
-                        if let v = try txn.get(latest, symbol), let exp = Self.number(v, "expires_at"),
-                            UInt64((exp * 1000).rounded(.up)) <= expiry
-                        {
+                        if let record = try txn.get(latest, symbol), Self.leadingSeq(record) == indexed {
                             try txn.delete(latest, symbol)
                             removed += 1
                         }
-                        // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
+                        // LMDB leaves the cursor on the following entry after a delete; MDB_NEXT returns it.
                         try c.deleteCurrent()
-                        entry = try c.first()
+                        entry = try c.next()
                     }
                 }
                 return (removed, more)
@@ -539,13 +535,79 @@ public final class GateStore: @unchecked Sendable {
                             // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
                             try c.deleteCurrent()
                             counts[i] += 1
-                            entry = try c.first()
+                            entry = try c.next()
                         }
                     }
                 }
                 return (counts[0], counts[1], more)
             }
         }
+    }
+
+    /// One `book` row, read with the allocation-free scanner (restart reads 10 000 of them: SPEC §10 P8).
+    static func bookRow(_ v: UnsafeRawBufferPointer) -> SymbolSnapshot? {
+        guard var it = try? JSONObjectIterator(v) else { return nil }
+        var symbol: SymbolKey?
+        var notional = 0.0
+        var sigma: Double?
+        var price: Double?
+        var ts = 0.0
+        while let m = try? it.next() {
+            let k = m.key
+            let number = m.value.kind == .number ? parseDouble(v, m.value.range) : nil
+            if v.equals(k, "symbol"), m.value.kind == .string {
+                symbol = SymbolKey(bytes: v, range: m.value.content)
+            } else if v.equals(k, "notional_usd") {
+                notional = number ?? 0
+            } else if v.equals(k, "sigma") {
+                sigma = number
+            } else if v.equals(k, "price") {
+                price = number
+            } else if v.equals(k, "ts") {
+                ts = number ?? 0
+            }
+        }
+        guard let symbol else { return nil }
+        return SymbolSnapshot(symbol: symbol, notional: notional, sigma: sigma, price: price, ts: ts)
+    }
+
+    /// The `seq` a stored decision starts with (`{"seq":N,...}`, as the encoder writes it).
+    static func leadingSeq(_ v: UnsafeRawBufferPointer) -> UInt64? {
+        let prefix: StaticString = "{\"seq\":"
+        let n = prefix.utf8CodeUnitCount
+        guard v.count > n, v.equals(0..<n, prefix) else { return nil }
+        var seq: UInt64 = 0
+        var i = n
+        while i < v.count, v[i] >= 48, v[i] <= 57, i < n + 20 {
+            seq = seq &* 10 &+ UInt64(v[i] - 48)
+            i += 1
+        }
+        return i > n ? seq : nil
+    }
+
+    /// The `expires_at` of a stored decision, found by its member text (a string member cannot contain
+    /// it unescaped, and the encoder writes it before the passed-through proposal).
+    static func expiresAt(_ v: UnsafeRawBufferPointer) -> Double? {
+        let needle: StaticString = ",\"expires_at\":"
+        let n = needle.utf8CodeUnitCount
+        guard v.count > n else { return nil }
+        var at = 0
+        var found = -1
+        while at + n <= v.count {
+            // memchr for the comma, then compare: memmem is not in Glibc's module map.
+            guard let hit = memchr(v.baseAddress! + at, Int32(UInt8(ascii: ",")), v.count - n - at + 1) else { break }
+            let i = v.baseAddress!.distance(to: UnsafeRawPointer(hit))
+            if v.equals(i..<(i + n), needle) {
+                found = i
+                break
+            }
+            at = i + 1
+        }
+        guard found >= 0 else { return number(v, "expires_at") }
+        let start = found + n
+        var end = start
+        while end < v.count, v[end] != UInt8(ascii: ","), v[end] != UInt8(ascii: "}") { end += 1 }
+        return parseDouble(v, start..<end)
     }
 
     /// Reads one top-level number of a stored JSON object without building a tree.
