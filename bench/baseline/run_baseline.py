@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import select
 import shlex
 import shutil
@@ -256,6 +257,7 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         if isinstance(from_id, bytes):
             from_id = from_id.decode()
         cpu_gate0, cpu_redis0, sys0 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_ns = time.monotonic_ns() + START_DELAY_NS
         deadline_ns = start_ns + int(duration * 1e9) + int(args.drain_timeout * 1e9)
         samples = os.path.join(workdir, f"{run}.lat")
@@ -273,6 +275,7 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         gen_out, _ = gen.communicate(timeout=budget)
         recv_out, _ = recv.communicate(timeout=budget)
         cpu_gate1, cpu_redis1, sys1 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The gate is stopped: what it decided is final.
     decided = max(0, r.xlen(DECISIONS_STREAM) - WARMUP)
     if gen.returncode != 0 or recv.returncode != 0:
@@ -285,6 +288,12 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
     lat = sorted(lat)
     s = summarize_ns(lat)
     wall = duration + args.drain_timeout
+    # CPU of everything that is not this benchmark (gate, redis-server, generator, receiver):
+    # a compiler in another work tree, say. Percent of the whole machine over the step.
+    gen_recv_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    ours_cpu = (cpu_gate1 or 0.0) - (cpu_gate0 or 0.0) + (cpu_redis1 - cpu_redis0) + gen_recv_cpu
+    tck = os.sysconf("SC_CLK_TCK")
+    other_pct = 100.0 * max(0.0, (sys1[0] - sys0[0]) - ours_cpu * tck) / max(1, sys1[1] - sys0[1])
     res = {
         "rate_per_s": rate,
         "duration_s": duration,
@@ -310,6 +319,9 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         "waited_for_quiet_s": waited,
         "machine_cpu_busy_pct": round(100.0 * (sys1[0] - sys0[0]) / max(1, sys1[1] - sys0[1]), 1),
         "loadavg_1m_after": loadavg()[0],
+        "generator_receiver_cpu_s": round(gen_recv_cpu, 3),
+        "other_processes_cpu_pct": round(other_pct, 1),
+        "disturbed": other_pct > 10.0,
         "gate_throughput_per_s": round(rc["received"] / rc["receive_span_s"], 1) if rc.get("receive_span_s") else None,
         "drain_timeout_s": args.drain_timeout,
         "window_s": wall,
@@ -512,11 +524,15 @@ def print_table(result: dict) -> None:
         for x in result["p4"]:
             print(f"{x['rate_per_s']:>10g} {x['sent']:>8} {x['received']:>8} {x['lost']:>7} "
                   f"{x['p50_us']!s:>10} {x['p90_us']!s:>10} {x['p99_us']!s:>10} {x['p99_9_us']!s:>10} "
-                  f"{x['max_us']!s:>10}  {'yes' if x['kept_up'] else 'NO'}")
+                  f"{x['max_us']!s:>10}  {'yes' if x['kept_up'] else 'NO'}"
+                  f"{'  (disturbed: other processes %s%%)' % x['other_processes_cpu_pct'] if x['disturbed'] else ''}")
     if result.get("p5"):
         p5 = result["p5"]
-        steps = ", ".join(f"{s['rate_per_s']:g}:{'ok' if s['held'] else 'fail'}" for s in p5["steps"])
+        steps = ", ".join(f"{s['rate_per_s']:g}:{'ok' if s['held'] else 'fail'}{'*' if s['disturbed'] else ''}"
+                          for s in p5["steps"])
         print(f"P5 highest rate held ({p5['criterion']}): {p5['highest_rate_held_per_s']}/s   [{steps}]")
+        if any(s["disturbed"] for s in p5["steps"]):
+            print("   * other processes used > 10 % of the machine during that step")
     if result.get("p6"):
         p6 = result["p6"]
         extra = f", RDB {p6['rdb_file_bytes']} B" if "rdb_file_bytes" in p6 else ""
