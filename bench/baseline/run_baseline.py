@@ -368,6 +368,10 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
     attempt is reported.
     """
     steps = []
+    budget_end = time.monotonic() + args.p5_budget
+
+    def over_budget() -> bool:
+        return time.monotonic() > budget_end
 
     def attempt(rate: float, n: int) -> bool:
         log(f"P5 step {rate:g}/s for {args.p5_duration:g} s" + (f" (retry {n})" if n else ""))
@@ -389,6 +393,8 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
             last = steps[-1]
             if last["lost"] > 0 and last["gate_throughput_per_s"] and last["gate_throughput_per_s"] < 0.9 * rate:
                 return False  # plainly over capacity: a retry would only repeat it
+            if over_budget():
+                return False
             if last["disturbed"] and disturbed_reruns < args.disturbed_reruns:
                 disturbed_reruns += 1  # failed while something else loaded the machine: does not count
                 continue
@@ -403,9 +409,13 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
         else:
             first_fail = rate
             break
+        if over_budget():
+            break
     if best is None and first_fail is not None:
         rate = first_fail
         for _ in range(args.p5_descend):
+            if over_budget():
+                break
             rate = rate / 2
             if step(rate):
                 best = rate
@@ -414,6 +424,8 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
     if best is not None and first_fail is not None and best < first_fail:
         lo, hi = best, first_fail
         for _ in range(args.p5_refine):
+            if over_budget():
+                break
             mid = float(round((lo + hi) / 2 / 50) * 50) or (lo + hi) / 2
             if mid <= lo or mid >= hi:
                 break
@@ -430,7 +442,9 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
         "disturbed_reruns_per_rung": args.disturbed_reruns,
         "highest_rate_held_per_s": best,
         "lowest_rate_failed_per_s": first_fail,
-        "ladder_exhausted": first_fail is None,
+        "ladder_exhausted": first_fail is None and not over_budget(),
+        "budget_s": args.p5_budget,
+        "budget_exhausted": over_budget(),
         "steps": steps,
     }
 
@@ -569,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p5-refine", type=int, default=2, help="bisection steps after the first failing rate")
     ap.add_argument("--p5-p99-us", type=float, default=2000.0)
     ap.add_argument("--p5-retries", type=int, default=1, help="extra attempts for a failing rung (all reported)")
+    ap.add_argument("--p5-budget", type=float, default=180.0,
+                    help="P5 seconds after which no further retry, rerun, descent or bisection starts")
     ap.add_argument("--disturbed-reruns", type=int, default=2,
                     help="P5: extra runs of a rung whose failure came with other load on the machine")
     ap.add_argument("--p5-descend", type=int, default=3, help="halvings below the first rung if it fails")
