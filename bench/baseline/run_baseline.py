@@ -175,6 +175,31 @@ def cpu_times() -> tuple[int, int]:
     return sum(v) - idle, sum(v)
 
 
+def others_cpu_ticks() -> int:
+    """CPU ticks used so far by every user-space process that is not this harness or its children.
+
+    Sums utime+stime+cutime+cstime from /proc/<pid>/stat: a process that exits moves its time into
+    its parent's cutime, so the difference of two sums counts short-lived compilers too. Per-process
+    times come from the scheduler's exact runtime; /proc/stat's machine totals are tick-sampled and,
+    with processes that run in short bursts between sleeps (all of ours), badly off.
+    """
+    me = os.getpid()
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid, ppid = int(name), int(rest[1])
+        if pid == me or ppid == me or pid == 2 or ppid == 2:  # ours, or a kernel thread
+            continue
+        total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+    return total
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -256,7 +281,8 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         from_id = r.xinfo_stream(DECISIONS_STREAM)["last-generated-id"]
         if isinstance(from_id, bytes):
             from_id = from_id.decode()
-        cpu_gate0, cpu_redis0, sys0 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        cpu_gate0, cpu_redis0 = gate.cpu_seconds(), redis_cpu_seconds(r)
+        others0, wall0 = others_cpu_ticks(), time.monotonic()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_ns = time.monotonic_ns() + START_DELAY_NS
         deadline_ns = start_ns + int(duration * 1e9) + int(args.drain_timeout * 1e9)
@@ -274,7 +300,8 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         budget = (deadline_ns - time.monotonic_ns()) / 1e9 + 30
         gen_out, _ = gen.communicate(timeout=budget)
         recv_out, _ = recv.communicate(timeout=budget)
-        cpu_gate1, cpu_redis1, sys1 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        cpu_gate1, cpu_redis1 = gate.cpu_seconds(), redis_cpu_seconds(r)
+        others1, wall1 = others_cpu_ticks(), time.monotonic()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The gate is stopped: what it decided is final.
     decided = max(0, r.xlen(DECISIONS_STREAM) - WARMUP)
@@ -288,12 +315,11 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
     lat = sorted(lat)
     s = summarize_ns(lat)
     wall = duration + args.drain_timeout
-    # CPU of everything that is not this benchmark (gate, redis-server, generator, receiver):
-    # a compiler in another work tree, say. Percent of the whole machine over the step.
     gen_recv_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    ours_cpu = (cpu_gate1 or 0.0) - (cpu_gate0 or 0.0) + (cpu_redis1 - cpu_redis0) + gen_recv_cpu
-    tck = os.sysconf("SC_CLK_TCK")
-    other_pct = 100.0 * max(0.0, (sys1[0] - sys0[0]) - ours_cpu * tck) / max(1, sys1[1] - sys0[1])
+    # CPU of everything that is not this benchmark (a compiler in another work tree, say), as a
+    # percentage of the whole machine over the step.
+    other_cpu_s = max(0, others1 - others0) / os.sysconf("SC_CLK_TCK")
+    other_pct = 100.0 * other_cpu_s / ((wall1 - wall0) * (os.cpu_count() or 1))
     res = {
         "rate_per_s": rate,
         "duration_s": duration,
@@ -317,7 +343,7 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         # Every process on the machine, ours included: other load here shows up as latency.
         "machine_cpu_busy_before_step_pct": busy_before,
         "waited_for_quiet_s": waited,
-        "machine_cpu_busy_pct": round(100.0 * (sys1[0] - sys0[0]) / max(1, sys1[1] - sys0[1]), 1),
+        "other_processes_cpu_s": round(other_cpu_s, 2),
         "loadavg_1m_after": loadavg()[0],
         "generator_receiver_cpu_s": round(gen_recv_cpu, 3),
         "other_processes_cpu_pct": round(other_pct, 1),
