@@ -167,14 +167,6 @@ class GateProcess:
         CHILDREN.stop(self.proc)
 
 
-def cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v) - idle, sum(v)
-
-
 def others_cpu_ticks() -> int:
     """CPU ticks used so far by every user-space process that is not this harness or its children.
 
@@ -212,11 +204,12 @@ def wait_for_quiet(max_wait_s: float, busy_limit_pct: float = 25.0) -> tuple[flo
     (busy percent of the last window, seconds waited).
     """
     t0 = time.monotonic()
+    capacity = os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
     while True:
-        a = cpu_times()
+        a, ta = others_cpu_ticks(), time.monotonic()
         time.sleep(1.0)
-        b = cpu_times()
-        busy = 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
+        b, tb = others_cpu_ticks(), time.monotonic()
+        busy = 100.0 * max(0, b - a) / (capacity * (tb - ta))
         waited = time.monotonic() - t0
         if busy <= busy_limit_pct or waited >= max_wait_s:
             return round(busy, 1), round(waited, 1)
