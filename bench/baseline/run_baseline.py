@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import select
 import shlex
 import shutil
@@ -166,12 +167,29 @@ class GateProcess:
         CHILDREN.stop(self.proc)
 
 
-def cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v) - idle, sum(v)
+def others_cpu_ticks() -> int:
+    """CPU ticks used so far by every user-space process that is not this harness or its children.
+
+    Sums utime+stime+cutime+cstime from /proc/<pid>/stat: a process that exits moves its time into
+    its parent's cutime, so the difference of two sums counts short-lived compilers too. Per-process
+    times come from the scheduler's exact runtime; /proc/stat's machine totals are tick-sampled and,
+    with processes that run in short bursts between sleeps (all of ours), badly off.
+    """
+    me = os.getpid()
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid, ppid = int(name), int(rest[1])
+        if pid == me or ppid == me or pid == 2 or ppid == 2:  # ours, or a kernel thread
+            continue
+        total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+    return total
 
 
 def loadavg() -> list[float]:
@@ -186,11 +204,12 @@ def wait_for_quiet(max_wait_s: float, busy_limit_pct: float = 25.0) -> tuple[flo
     (busy percent of the last window, seconds waited).
     """
     t0 = time.monotonic()
+    capacity = os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
     while True:
-        a = cpu_times()
+        a, ta = others_cpu_ticks(), time.monotonic()
         time.sleep(1.0)
-        b = cpu_times()
-        busy = 100.0 * (b[0] - a[0]) / max(1, b[1] - a[1])
+        b, tb = others_cpu_ticks(), time.monotonic()
+        busy = 100.0 * max(0, b - a) / (capacity * (tb - ta))
         waited = time.monotonic() - t0
         if busy <= busy_limit_pct or waited >= max_wait_s:
             return round(busy, 1), round(waited, 1)
@@ -255,7 +274,9 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         from_id = r.xinfo_stream(DECISIONS_STREAM)["last-generated-id"]
         if isinstance(from_id, bytes):
             from_id = from_id.decode()
-        cpu_gate0, cpu_redis0, sys0 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        cpu_gate0, cpu_redis0 = gate.cpu_seconds(), redis_cpu_seconds(r)
+        others0, wall0 = others_cpu_ticks(), time.monotonic()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start_ns = time.monotonic_ns() + START_DELAY_NS
         deadline_ns = start_ns + int(duration * 1e9) + int(args.drain_timeout * 1e9)
         samples = os.path.join(workdir, f"{run}.lat")
@@ -272,7 +293,9 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         budget = (deadline_ns - time.monotonic_ns()) / 1e9 + 30
         gen_out, _ = gen.communicate(timeout=budget)
         recv_out, _ = recv.communicate(timeout=budget)
-        cpu_gate1, cpu_redis1, sys1 = gate.cpu_seconds(), redis_cpu_seconds(r), cpu_times()
+        cpu_gate1, cpu_redis1 = gate.cpu_seconds(), redis_cpu_seconds(r)
+        others1, wall1 = others_cpu_ticks(), time.monotonic()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The gate is stopped: what it decided is final.
     decided = max(0, r.xlen(DECISIONS_STREAM) - WARMUP)
     if gen.returncode != 0 or recv.returncode != 0:
@@ -285,6 +308,11 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
     lat = sorted(lat)
     s = summarize_ns(lat)
     wall = duration + args.drain_timeout
+    gen_recv_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    # CPU of everything that is not this benchmark (a compiler in another work tree, say), as a
+    # percentage of the whole machine over the step.
+    other_cpu_s = max(0, others1 - others0) / os.sysconf("SC_CLK_TCK")
+    other_pct = 100.0 * other_cpu_s / ((wall1 - wall0) * (os.cpu_count() or 1))
     res = {
         "rate_per_s": rate,
         "duration_s": duration,
@@ -308,8 +336,11 @@ def open_loop_step(srv: RedisServer, args: argparse.Namespace, label: str, rate:
         # Every process on the machine, ours included: other load here shows up as latency.
         "machine_cpu_busy_before_step_pct": busy_before,
         "waited_for_quiet_s": waited,
-        "machine_cpu_busy_pct": round(100.0 * (sys1[0] - sys0[0]) / max(1, sys1[1] - sys0[1]), 1),
+        "other_processes_cpu_s": round(other_cpu_s, 2),
         "loadavg_1m_after": loadavg()[0],
+        "generator_receiver_cpu_s": round(gen_recv_cpu, 3),
+        "other_processes_cpu_pct": round(other_pct, 1),
+        "disturbed": other_pct > 10.0,
         "gate_throughput_per_s": round(rc["received"] / rc["receive_span_s"], 1) if rc.get("receive_span_s") else None,
         "drain_timeout_s": args.drain_timeout,
         "window_s": wall,
@@ -351,10 +382,15 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
     """Highest rate held: the ladder upwards, bisection after the first failure, halving below the first rung.
 
     A rung that fails is run again up to --p5-retries times and holds if any attempt held, so that
-    one stall caused by something else on the machine does not decide the figure; every attempt is
-    reported.
+    one stall caused by something else on the machine does not decide the figure; a failure in a
+    step marked disturbed does not count as one, up to --disturbed-reruns more runs per rung. Every
+    attempt is reported.
     """
     steps = []
+    budget_end = time.monotonic() + args.p5_budget
+
+    def over_budget() -> bool:
+        return time.monotonic() > budget_end
 
     def attempt(rate: float, n: int) -> bool:
         log(f"P5 step {rate:g}/s for {args.p5_duration:g} s" + (f" (retry {n})" if n else ""))
@@ -368,13 +404,22 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
         return res["held"]
 
     def step(rate: float) -> bool:
-        for n in range(1 + args.p5_retries):
+        failures = disturbed_reruns = n = 0
+        while True:
             if attempt(rate, n):
                 return True
-            if steps[-1]["lost"] > 0 and steps[-1]["gate_throughput_per_s"] and \
-                    steps[-1]["gate_throughput_per_s"] < 0.9 * rate:
+            n += 1
+            last = steps[-1]
+            if last["lost"] > 0 and last["gate_throughput_per_s"] and last["gate_throughput_per_s"] < 0.9 * rate:
                 return False  # plainly over capacity: a retry would only repeat it
-        return False
+            if over_budget():
+                return False
+            if last["disturbed"] and disturbed_reruns < args.disturbed_reruns:
+                disturbed_reruns += 1  # failed while something else loaded the machine: does not count
+                continue
+            failures += 1
+            if failures > args.p5_retries:
+                return False
 
     best, first_fail = None, None
     for rate in args.p5_rates:
@@ -383,9 +428,13 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
         else:
             first_fail = rate
             break
+        if over_budget():
+            break
     if best is None and first_fail is not None:
         rate = first_fail
         for _ in range(args.p5_descend):
+            if over_budget():
+                break
             rate = rate / 2
             if step(rate):
                 best = rate
@@ -394,6 +443,8 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
     if best is not None and first_fail is not None and best < first_fail:
         lo, hi = best, first_fail
         for _ in range(args.p5_refine):
+            if over_budget():
+                break
             mid = float(round((lo + hi) / 2 / 50) * 50) or (lo + hi) / 2
             if mid <= lo or mid >= hi:
                 break
@@ -407,9 +458,12 @@ def run_p5(srv: RedisServer, args, workdir: str) -> dict:
         "step_duration_s": args.p5_duration,
         "p99_limit_us": args.p5_p99_us,
         "retries_per_rung": args.p5_retries,
+        "disturbed_reruns_per_rung": args.disturbed_reruns,
         "highest_rate_held_per_s": best,
         "lowest_rate_failed_per_s": first_fail,
-        "ladder_exhausted": first_fail is None,
+        "ladder_exhausted": first_fail is None and not over_budget(),
+        "budget_s": args.p5_budget,
+        "budget_exhausted": over_budget(),
         "steps": steps,
     }
 
@@ -512,11 +566,15 @@ def print_table(result: dict) -> None:
         for x in result["p4"]:
             print(f"{x['rate_per_s']:>10g} {x['sent']:>8} {x['received']:>8} {x['lost']:>7} "
                   f"{x['p50_us']!s:>10} {x['p90_us']!s:>10} {x['p99_us']!s:>10} {x['p99_9_us']!s:>10} "
-                  f"{x['max_us']!s:>10}  {'yes' if x['kept_up'] else 'NO'}")
+                  f"{x['max_us']!s:>10}  {'yes' if x['kept_up'] else 'NO'}"
+                  f"{'  (disturbed: other processes %s%%)' % x['other_processes_cpu_pct'] if x['disturbed'] else ''}")
     if result.get("p5"):
         p5 = result["p5"]
-        steps = ", ".join(f"{s['rate_per_s']:g}:{'ok' if s['held'] else 'fail'}" for s in p5["steps"])
+        steps = ", ".join(f"{s['rate_per_s']:g}:{'ok' if s['held'] else 'fail'}{'*' if s['disturbed'] else ''}"
+                          for s in p5["steps"])
         print(f"P5 highest rate held ({p5['criterion']}): {p5['highest_rate_held_per_s']}/s   [{steps}]")
+        if any(s["disturbed"] for s in p5["steps"]):
+            print("   * other processes used > 10 % of the machine during that step")
     if result.get("p6"):
         p6 = result["p6"]
         extra = f", RDB {p6['rdb_file_bytes']} B" if "rdb_file_bytes" in p6 else ""
@@ -544,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p5-refine", type=int, default=2, help="bisection steps after the first failing rate")
     ap.add_argument("--p5-p99-us", type=float, default=2000.0)
     ap.add_argument("--p5-retries", type=int, default=1, help="extra attempts for a failing rung (all reported)")
+    ap.add_argument("--p5-budget", type=float, default=180.0,
+                    help="P5 seconds after which no further retry, rerun, descent or bisection starts")
+    ap.add_argument("--disturbed-reruns", type=int, default=2,
+                    help="P5: extra runs of a rung whose failure came with other load on the machine")
     ap.add_argument("--p5-descend", type=int, default=3, help="halvings below the first rung if it fails")
     ap.add_argument("--wait-quiet", type=float, default=5.0,
                     help="before each step, wait up to this many seconds for the machine to be <= 25%% busy")
@@ -562,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.rates, args.duration, args.drain_timeout = [200.0], 1.0, 2.0
         args.p5_rates, args.p5_duration, args.p5_refine = [100.0, 400.0], 0.5, 0
-        args.p5_retries, args.p5_descend, args.wait_quiet = 0, 0, 0.0
+        args.p5_retries, args.p5_descend, args.wait_quiet, args.disturbed_reruns = 0, 0, 0.0, 0
         args.p6_count = 2000
     if args.out is None:
         args.out = os.path.join(REPO, "bench", "results", "baseline-smoke.json" if args.smoke else "baseline.json")
