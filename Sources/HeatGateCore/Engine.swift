@@ -46,6 +46,8 @@ public struct Decision: Sendable {
     /// `nan` when the inputs were not usable (`null` in JSON).
     public var heat = Double.nan
     public var bucket: Bucket = .unknown
+    /// Why the heat inputs were not usable, whatever the rule that decided (`nil` when they were).
+    public var inputProblem: Reason?
     public var failClosed = false
     public var failOpen = false
     public var killSwitch = false
@@ -242,7 +244,8 @@ public final class Engine {
             let p = try parseProposal(b, &fields, now: now)
             if let seq = dedupe.lookup(p.planKey, now: now) { return .duplicate(seq: seq, p) }
             let d = decide(p, now: now)
-            dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt)
+            // A kill-switch hold is not remembered: once the switch is off, a republished plan is decided.
+            if d.reason != .killSwitch { dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt) }
             return .decision(d, p)
         }
         dirtySymbols.removeAll(keepingCapacity: true)
@@ -513,6 +516,7 @@ public final class Engine {
             d.equityAge = now - equityTs
         }
         let (heat, problem) = heatInputs(now: now)
+        d.inputProblem = problem
         if problem == nil {
             d.heat = heat
             d.bucket = policy.bucket(heat)

@@ -132,6 +132,11 @@ public final class Daemon {
         try bind(pub, config.publishEndpoint, "P26_PUBLISH_ENDPOINT")
         if config.controlEndpoint.hasPrefix("ipc://") { unlinkStaleIPC(config.controlEndpoint) }
         try bind(control, config.controlEndpoint, "P26_CONTROL_ENDPOINT")
+        // The control socket switches modes: owner only (root passes anyway). The ingest and publish
+        // sockets stay open to the group, for the producer and the Apply Layer.
+        if config.controlEndpoint.hasPrefix("ipc://") {
+            chmod(String(config.controlEndpoint.dropFirst("ipc://".count)), 0o700)
+        }
         try wake.bind(Self.wakeEndpoint)
 
         let signals = self.signals

@@ -46,7 +46,7 @@ public final class Gate {
     /// The batch's encoded decisions.
     var out = JSONWriter(capacity: 1 << 16)
     public private(set) var published: [Published] = []
-    var pendingDecisions: [(seq: UInt64, symbolId: Int32, expiresAt: Double, payload: Range<Int>)] = []
+    var pendingDecisions: [(seq: UInt64, symbolId: Int32, expiresAt: Double, payload: Range<Int>, latest: Bool)] = []
     var stateWrites: [StateWrite] = []
     var stateSymbols: [Int32] = []
     var stateMessages: [UInt8] = []
@@ -113,7 +113,10 @@ public final class Gate {
         case .decision(let d, let p):
             let start = out.count
             DecisionEncoder.encode(d, proposal: p, source: bytes, symbol: engine.symbol(d.symbolId), into: &out)
-            pendingDecisions.append((d.seq, d.symbolId, d.expiresAt, start..<out.count))
+            // A kill-switch hold is journaled and published, but is not the symbol's latest decision: while
+            // the switch is on the Apply Layer executes nothing anyway (it reads the switch), and once it is
+            // off the hold must not keep blocking the exit for the rest of the TTL.
+            pendingDecisions.append((d.seq, d.symbolId, d.expiresAt, start..<out.count, d.reason != .killSwitch))
             published.append(Published(symbolId: d.symbolId, seq: d.seq, payload: start..<out.count, duplicate: false))
             metrics.record(d)
             return .decision(d)
@@ -186,7 +189,7 @@ public final class Gate {
             for d in pendingDecisions {
                 try store.putDecision(
                     txn, seq: d.seq, symbol: engine.symbol(d.symbolId), expiresAt: d.expiresAt,
-                    json: UnsafeRawBufferPointer(rebasing: buf[d.payload]))
+                    json: UnsafeRawBufferPointer(rebasing: buf[d.payload]), asLatest: d.latest)
             }
         }
         try stateMessages.withUnsafeBytes { msgs in

@@ -108,7 +108,7 @@ public final class Metrics: Sendable {
                 + Int(d.reason.rawValue)
             downgradedByKey[i].add()
         }
-        if d.reason.isInputReason { failuresByReason[Int(d.reason.rawValue)].add() }
+        if let problem = d.inputProblem { failuresByReason[Int(problem.rawValue)].add() }
         if d.failClosed { failClosedByReason[Int(d.reason.rawValue)].add() }
     }
 
@@ -167,7 +167,9 @@ public final class Metrics: Sendable {
         }
         header("p26_proposals_processed_total", "counter", "Proposals decided (a duplicate plan_id counts once).")
         o += "p26_proposals_processed_total \(processed.load)\n"
-        header("p26_failures_total", "counter", "Decisions made while the heat inputs were unusable, by reason.")
+        header(
+            "p26_failures_total", "counter",
+            "Decisions made while the heat inputs were unusable (any action), by reason.")
         for r in Reason.allCases where r.isInputReason {
             o += "p26_failures_total{reason=\"\(r.label)\"} \(failuresByReason[Int(r.rawValue)].load)\n"
         }

@@ -122,6 +122,8 @@ public final class GateStore: @unchecked Sendable {
             // Readers (the Apply Layer, in the daemon's group) must write LMDB's reader table in lock.mdb;
             // a service umask such as 0027 would leave it 0640 and lock them out, so set it explicitly.
             chmod(directory + "/lock.mdb", 0o660)
+            // The data itself is read-only for the group: only the daemon (and root) change it.
+            chmod(directory + "/data.mdb", 0o640)
         }
         func open(_ txn: borrowing Transaction, _ name: String) throws -> Database {
             try txn.openDatabase(name, flags: readOnly ? [] : [.create])
@@ -226,10 +228,14 @@ public final class GateStore: @unchecked Sendable {
     // MARK: - Writes inside the daemon's batch transaction
 
     /// Stores one decision: the journal (by `seq`), the symbol's latest decision, and its TTL entry.
+    /// - Parameter asLatest: `false` journals the decision without making it the symbol's latest (the
+    ///   kill switch's holds: see ``Gate``).
     public func putDecision(
-        _ txn: borrowing Transaction, seq: UInt64, symbol: SymbolKey, expiresAt: Double, json: UnsafeRawBufferPointer
+        _ txn: borrowing Transaction, seq: UInt64, symbol: SymbolKey, expiresAt: Double, json: UnsafeRawBufferPointer,
+        asLatest: Bool = true
     ) throws {
         _ = try withBigEndianKey(seq) { key in try txn.put(journal, key, json, flags: .append) }
+        guard asLatest else { return }
         try symbol.withBytes { sym in
             try txn.put(latest, sym, json)
             // The entry's value is the decision's seq, so the sweep can tell whether the symbol's latest

@@ -39,6 +39,11 @@ struct Status: ParsableCommand {
     func run() throws {
         let config = try options.load()
         guard let reply = ControlClient(endpoint: config.controlEndpoint).request(#"{"cmd":"status"}"#) else {
+            let path = config.controlEndpoint.hasPrefix("ipc://") ? String(config.controlEndpoint.dropFirst(6)) : nil
+            if let path, access(path, F_OK) == 0, access(path, W_OK) != 0 {
+                printError("permission denied on \(path): run as root or as the daemon's user")
+                throw ExitCode(3)
+            }
             printError("heatgate is not running: no answer on \(config.controlEndpoint)")
             if let store = try? GateStore(directory: config.stateDir, readOnly: true) {
                 let kill = (try? store.killSwitch())?.on ?? false

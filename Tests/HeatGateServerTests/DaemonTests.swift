@@ -115,6 +115,13 @@ let stableFields = [
         #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3"]).status == 4)
 
         #expect(try d.cli(["kill", "off"]).status == 0)
+        // The hold did not become the symbol's latest decision, nor a remembered plan: republished after
+        // the switch is off, the same plan is decided anew and nothing keeps blocking the exit.
+        try c.send([proposal("m3")])
+        let released = try c.decisions(1).first?.json
+        #expect(released?["action"]?.string == "PARTIAL_25")
+        #expect(released?["seq"]?.number == (held?["seq"]?.number).map { $0 + 1 })
+        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3"]).status == 0)
         try c.send([proposal("m4")])
         #expect(try c.decisions(1).first?.json["action"]?.string == "PARTIAL_25")
         #expect(try d.cli(["mode", "shadow"]).status == 0)
@@ -130,6 +137,13 @@ let stableFields = [
         _ = try c.awaitHeartbeat()
         try c.send([proposal("k1")])
         #expect(try c.decisions(1).first?.json["reason"]?.string == "kill_switch")
+        // No equity yet: the decision was made on unusable inputs (counted), though the kill switch, not
+        // the fail-closed rule, decided it.
+        usleep(200_000)
+        let m = d.metrics()
+        #expect(metricValue(m, #"p26_failures_total{reason="equity_missing"}"#) == 1)
+        #expect(metricValue(m, #"p26_fail_closed_total{reason="equity_missing"}"#) == 0)
+        #expect(metricValue(m, "p26_kill_switch") == 1)
     }
 
     @Test func sighupAppliesANewHeatMinAndRefusesAnInvalidFile() throws {
