@@ -2,6 +2,10 @@ import HeatGateCore
 import HeatGateStore
 import LMDB
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The engine and its store, without sockets: what `heatgate run` and `heatgate replay` share.
 ///
 /// Messages are handled in batches. Each message goes through the engine at once; what it produced is
@@ -151,7 +155,6 @@ public final class Gate {
         var lastError: (any Error)?
         for _ in 0..<8 {
             do {
-                try store.reserveSpace(forWriting: batchPageBound())
                 try writeBatch()
                 metrics.storeWrites.add()
                 return true
@@ -165,18 +168,18 @@ public final class Gate {
             }
         }
         metrics.storeWriteFailures.add()
-        lastStoreError = lastError.map { "\($0)" } ?? "unknown"
+        lastStoreError = (lastError.map { "\($0)" } ?? "unknown") + diskSpaceNote()
         published.removeAll(keepingCapacity: true)
         try rebuild(now: now)
         return false
     }
 
-    /// An upper bound of the bytes of new pages the batch's transaction may touch: every record written
-    /// can dirty (copy) one leaf page in each table it goes to, plus the bytes themselves and the
-    /// branch pages above them.
-    func batchPageBound() -> Int {
-        let records = pendingDecisions.count * 3 + stateSymbols.count + stateWrites.count + published.count + 8
-        return records * 4096 + 2 * (out.count + stateMessages.count) + (256 << 10)
+    /// LMDB reports a short write as EIO; saying how much space is left names the usual cause.
+    func diskSpaceNote() -> String {
+        var fs = statvfs()
+        guard statvfs(store.directory, &fs) == 0 else { return "" }
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        return free < 4 << 20 ? " (disk full: \(free) bytes free in \(store.directory))" : ""
     }
 
     /// Why the last failed commit failed.

@@ -202,9 +202,9 @@ public final class Environment: @unchecked Sendable {
         try lmdbCall { mdb_env_set_mapsize(handle, size) }
     }
 
-    /// The data file's descriptor (`mdb_env_get_fd`): with `.writeMap`, the daemon reserves disk blocks
-    /// through it ahead of writing, because a store through the memory map into a block the file system
-    /// cannot allocate raises `SIGBUS` instead of returning an error.
+    /// The data file's descriptor (`mdb_env_get_fd`), for `fstat`, `posix_fallocate` and the like. With
+    /// `.writeMap`, writing into a block the file system cannot allocate raises `SIGBUS` rather than an
+    /// error: reserve space through this descriptor first.
     /// - Throws: `LMDBError`.
     public func fileDescriptor() throws -> Int32 {
         var fd: Int32 = -1

@@ -219,7 +219,8 @@ struct Report {
         md += "- P1/P2: package-benchmark times 1 000 operations per sample; p50/p99 are over those per-operation "
         md +=
             "averages (a single 50 ns operation is below the clock's resolution). Mallocs come from the malloc interposer.\n"
-        md += "- P3: the daemon's durability mode (MDB_WRITEMAP|MDB_MAPASYNC, `mdb_env_sync` by a flusher every 5 ms); "
+        md +=
+            "- P3: the daemon's durability mode (MDB_NOSYNC, `mdb_env_sync` by a flusher as soon as something was committed); "
         md += "\"on disk\" is commit → end of the first sync that covers it.\n"
         md +=
             "- P4/P5: hg-loadgen (PUSH at a fixed rate, sleeping to its schedule; SUB receiver) against `heatgate run` "
