@@ -220,7 +220,7 @@ struct Report {
         md +=
             "averages (a single 50 ns operation is below the clock's resolution). Mallocs come from the malloc interposer.\n"
         md +=
-            "- P3: the daemon's durability mode (MDB_NOSYNC, `mdb_env_sync` by a flusher as soon as something was committed); "
+            "- P3: the daemon's durability mode (MDB_NOSYNC, `mdb_env_sync` by a flusher as soon as something was committed, at most every 2 ms); "
         md += "\"on disk\" is commit → end of the first sync that covers it.\n"
         md +=
             "- P4/P5: hg-loadgen (PUSH at a fixed rate, sleeping to its schedule; SUB receiver) against `heatgate run` "

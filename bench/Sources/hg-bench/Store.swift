@@ -84,6 +84,7 @@ func benchStoreWrite(dir: String, decisions n: Int, batch: Int, pace: Double? = 
                 let end = BenchSupport.monotonicNanos()
                 syncs.value.append((c, end, end - t))
                 flushed = c
+                if end - t < 2_000_000 { usleep(UInt32((2_000_000 - (end - t)) / 1000)) }  // as Daemon's flusher
             }
         }
     }
