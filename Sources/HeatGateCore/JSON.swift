@@ -57,13 +57,7 @@ public enum JSON: Equatable, Sendable {
             return .array(items)
         default:
             var p = r.lowerBound
-            let kind = try JSONObjectIterator.skipValue(b, &p, r.upperBound)
-            var v = JSONValue(kind: kind, range: r, content: r, hasEscapes: false)
-            if kind == .string {
-                v.content = (r.lowerBound + 1)..<(r.upperBound - 1)
-                v.hasEscapes = JSONObjectIterator.containsBackslash(b, v.content)
-            }
-            return try value(b, v)
+            return try value(b, try JSONValue.scan(b, &p, r.upperBound))
         }
     }
 

@@ -28,6 +28,20 @@ public struct JSONValue: Sendable {
     public var hasEscapes: Bool
 }
 
+extension JSONValue {
+    /// Skips (validating) the value at `p` and describes it; leaves `p` just after it.
+    static func scan(_ b: UnsafeRawBufferPointer, _ p: inout Int, _ end: Int) throws(JSONScanError) -> JSONValue {
+        let start = p
+        let kind = try JSONObjectIterator.skipValue(b, &p, end)
+        var value = JSONValue(kind: kind, range: start..<p, content: start..<p, hasEscapes: false)
+        if kind == .string {
+            value.content = (start + 1)..<(p - 1)
+            value.hasEscapes = JSONObjectIterator.containsBackslash(b, value.content)
+        }
+        return value
+    }
+}
+
 /// One member of a JSON object: its key (escaped content, without quotes) and its value.
 public struct JSONMember: Sendable {
     public var key: Range<Int>
@@ -91,13 +105,7 @@ public struct JSONObjectIterator {
         pos = Self.skipSpace(bytes, pos, end)
         guard pos < end, bytes[pos] == UInt8(ascii: ":") else { throw .syntax(offset: pos) }
         pos = Self.skipSpace(bytes, pos + 1, end)
-        let start = pos
-        let kind = try Self.skipValue(bytes, &pos, end)
-        var value = JSONValue(kind: kind, range: start..<pos, content: start..<pos, hasEscapes: false)
-        if kind == .string {
-            value.content = (start + 1)..<(pos - 1)
-            value.hasEscapes = Self.containsBackslash(bytes, value.content)
-        }
+        let value = try JSONValue.scan(bytes, &pos, end)
         return JSONMember(key: key.content, keyHasEscapes: key.escapes, value: value)
     }
 
@@ -353,14 +361,7 @@ public struct JSONArrayIterator {
             pos = JSONObjectIterator.skipSpace(bytes, pos + 1, end)
         }
         first = false
-        let start = pos
-        let kind = try JSONObjectIterator.skipValue(bytes, &pos, end)
-        var value = JSONValue(kind: kind, range: start..<pos, content: start..<pos, hasEscapes: false)
-        if kind == .string {
-            value.content = (start + 1)..<(pos - 1)
-            value.hasEscapes = JSONObjectIterator.containsBackslash(bytes, value.content)
-        }
-        return value
+        return try JSONValue.scan(bytes, &pos, end)
     }
 }
 

@@ -149,13 +149,7 @@ struct Send: ParsableCommand {
         try push.set(.linger, 5000)
         try push.set(.sendTimeout, 5000)
         try push.connect(config.ingestEndpoint)
-        let input: FileHandle
-        if file == "-" {
-            input = .standardInput
-        } else {
-            guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
-            input = h
-        }
+        let input = try openInput(file)
         var sent = 0
         for line in LineReader(input) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) {
             guard try push.send(line) else {

@@ -59,6 +59,13 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// A file to read lines from, or standard input for `-`.
+func openInput(_ file: String) throws -> FileHandle {
+    if file == "-" { return .standardInput }
+    guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
+    return h
+}
+
 /// Writes one line to standard error.
 func printError(_ s: String) {
     FileHandle.standardError.write(Data((s + "\n").utf8))

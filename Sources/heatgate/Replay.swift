@@ -29,13 +29,7 @@ struct Replay: ParsableCommand {
         config.mapSizeMB = min(config.mapSizeMB, 1024)
         var clock = now ?? wallClock()
         let gate = try Gate(config: config, directory: dir, durable: false, now: clock)
-        let input: FileHandle
-        if file == "-" {
-            input = .standardInput
-        } else {
-            guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
-            input = h
-        }
+        let input = try openInput(file)
         var failures = 0
         var lineNo = 0
         for line in LineReader(input) {
