@@ -228,6 +228,8 @@ struct Report {
         md += "sockets and options and does no work. The baseline's P5 ladder uses its own step length (shown).\n"
         md += "- P6: RssAnon from /proc/PID/status (LMDB's map is file-backed, not anonymous); the store is built "
         md += "through the daemon's own `Gate` (engine, encoder, group commit).\n"
+        md += "- Missed goals and what limits each, measured: `bench/README.md`, section \"What limits the missed "
+        md += "figures\".\n"
         return md
     }
 }
