@@ -186,6 +186,18 @@ public final class Engine {
         return (totalRiskUSD / max(equity, 1), nil)
     }
 
+    /// The heat now, its bucket and why the inputs are not usable: `nan` and `UNKNOWN` then. What the
+    /// heartbeat, `status` and the gauges report.
+    public func heatState(now: Double) -> (heat: Double, bucket: Bucket, problem: Reason?) {
+        let (heat, problem) = heatInputs(now: now)
+        return (heat, problem == nil ? policy.bucket(heat) : .unknown, problem)
+    }
+
+    /// Seconds since the latest equity, `nan` when there is none.
+    public func equityAge(now: Double) -> Double {
+        equity == nil ? .nan : now - equityTs
+    }
+
     // MARK: - Restoring
 
     /// Puts back one symbol's state, as the store held it.

@@ -376,12 +376,8 @@ public final class Daemon {
         hb.lastSeq = e.nextSeq - 1
         hb.mode = e.policy.mode
         hb.killSwitch = e.killSwitch
-        let (heat, problem) = e.heatInputs(now: now)
-        if problem == nil {
-            hb.heat = heat
-            hb.bucket = e.policy.bucket(heat)
-        }
-        if e.equity != nil { hb.equityAge = now - e.equityTs }
+        (hb.heat, hb.bucket, _) = e.heatState(now: now)
+        hb.equityAge = e.equityAge(now: now)
         hb.positions = e.openPositions
         hb.processed = metrics.processed.load
         hb.downgraded = metrics.downgraded.load
@@ -514,7 +510,7 @@ public final class Daemon {
     func statusJSON(_ gate: Gate, metricsPort: Int, into w: inout JSONWriter) {
         let now = wallClock()
         let e = gate.engine
-        let (heat, problem) = e.heatInputs(now: now)
+        let (heat, bucket, problem) = e.heatState(now: now)
         w.raw("{\"ok\":true,\"version\":")
         w.string(HeatGateVersion.current)
         w.raw(",\"pid\":")
@@ -524,15 +520,15 @@ public final class Daemon {
         w.raw(",\"kill_switch\":")
         w.bool(e.killSwitch)
         w.raw(",\"heat_value\":")
-        w.double(problem == nil ? heat : .nan)
+        w.double(heat)
         w.raw(",\"heat_bucket\":")
-        w.string((problem == nil ? e.policy.bucket(heat) : .unknown).label)
+        w.string(bucket.label)
         w.raw(",\"inputs_problem\":")
         if let problem { w.string(problem.label) } else { w.raw("null") }
         w.raw(",\"equity_usd\":")
         w.double(e.equity ?? .nan)
         w.raw(",\"equity_age_sec\":")
-        w.double(e.equity == nil ? .nan : now - e.equityTs)
+        w.double(e.equityAge(now: now))
         w.raw(",\"positions\":")
         w.int(e.openPositions)
         w.raw(",\"total_risk_usd\":")

@@ -124,14 +124,14 @@ public final class Metrics: Sendable {
 
     /// Updates the gauges that describe the book.
     public func observe(_ engine: Engine, now: Double) {
-        let (h, problem) = engine.heatInputs(now: now)
-        heat.set(problem == nil ? h : .nan)
-        bucket.set(Double((problem == nil ? engine.policy.bucket(h) : .unknown).rawValue))
+        let (h, b, _) = engine.heatState(now: now)
+        heat.set(h)
+        bucket.set(Double(b.rawValue))
         enforceMode.set(engine.policy.mode == .enforce ? 1 : 0)
         killSwitch.set(engine.killSwitch ? 1 : 0)
         equity.set(engine.equity ?? .nan)
         positions.set(Double(engine.openPositions))
-        inputsAge.set(engine.equity == nil ? .nan : now - engine.equityTs)
+        inputsAge.set(engine.equityAge(now: now))
     }
 
     /// The Prometheus text exposition (version 0.0.4).
