@@ -129,12 +129,14 @@ import ZeroMQ
         }
         let good = DecisionRecorder(publish: d.publish, configure: curve(serverKey: server.publicKey, keys: allowed))
         #expect(good.awaitLive(), "the listed client receives heartbeats")
+        // Held open until its decision is seen: with linger 0, closing right after queuing dropped the
+        // messages whenever the CURVE handshake had not finished yet (a flake under load).
         let sender = PacedSender(
             ingest: d.ingest, messages: (Array(example[0...1]) + [proposal("allowed-1")]).map { Array($0.utf8) },
-            rate: 1000, configure: curve(serverKey: server.publicKey, keys: allowed))
-        sender.wait(timeout: 5)
+            rate: 1000, holdOpen: true, configure: curve(serverKey: server.publicKey, keys: allowed))
         let deadline = Date().addingTimeInterval(5)
         while good.count < 1 && Date() < deadline { usleep(20_000) }
+        sender.stop()
         usleep(500_000)  // time for anything an intruder got through to arrive
         let seenByGood = try good.stop()
         #expect(seenByGood.count == 1)
