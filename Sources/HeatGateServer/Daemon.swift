@@ -245,7 +245,6 @@ public final class Daemon {
         var nextHeartbeat = monotonicNanos()
         var nextSweep = monotonicNanos() + 1_000_000_000
         var nextObserve = monotonicNanos()
-        var sweeper = Sweeper()
         while true {
             let turn = monotonicNanos()
             signals.lastTurn.store(turn, ordering: .relaxed)
@@ -253,8 +252,11 @@ public final class Daemon {
             if signals.reload.exchange(false, ordering: .relaxed) { reload(gate) }
             var wait: UInt64 = 100_000_000
             if config.heartbeatSec > 0 { wait = min(wait, nextHeartbeat > turn ? nextHeartbeat - turn : 0) }
-            if sweeper.due { wait = 0 }
+            // While a sweep is due, its chunks ride in the batches' commits; a turn without a batch runs one
+            // alone after waiting at most 1 ms.
+            if gate.sweeper.due { wait = min(wait, 1_000_000) }
             _ = try ZMQ.poll(&items, timeout: .nanoseconds(Int64(wait)))
+            let sweptBefore = gate.sweepChunks
             if items[0].returnedEvents.contains(.in) {
                 try drainBatch(gate, pull, pub, message, &topic, topicPrefix)
             }
@@ -273,13 +275,16 @@ public final class Daemon {
                 publishHeartbeat(gate, pub, &heartbeat)
                 nextHeartbeat = now + UInt64(config.heartbeatSec * 1e9)
             }
-            // Sweeps: one bounded chunk per turn while behind, started once a second. Interleaved with the
-            // batches, never skipped under load: the TTL table cannot outgrow what the sweep removes.
+            // Sweeps start once a second and go on, one bounded chunk per batch (see Sweeper), until nothing
+            // expired is left; never skipped under load, so the TTL table cannot outgrow what is removed.
             if now >= nextSweep {
-                sweeper.due = true
+                gate.sweeper.due = true
                 nextSweep = now + 1_000_000_000
             }
-            if sweeper.due { sweeper.step(gate, retention: config.journalRetentionSec, metrics: metrics) }
+            if gate.sweeper.due && gate.sweepChunks == sweptBefore { gate.sweepAlone(now: wallClock()) }
+            if let error = gate.takeSweepError() {
+                logger.warning("sweep chunk failed; retried in a second", ["error": error])
+            }
         }
         // Stop intake but finish what is already queued, within a bound.
         let deadline = monotonicNanos() + 2_000_000_000
@@ -390,36 +395,6 @@ public final class Daemon {
         if !ok || (try? pub.send(w.bytes, flags: .dontWait)) != true { metrics.publishDropped.add() }
     }
 
-    /// Runs the TTL and retention sweeps in chunks small enough (64 records and their commit) that a chunk
-    /// between two batches barely shows in the decision latency (SPEC §10 P7; 256 measured a p99 4× idle).
-    struct Sweeper {
-        static let chunk = 64
-        var due = false
-        var ttlDone = false
-        var journalDone = false
-
-        mutating func step(_ gate: Gate, retention: Double, metrics: Metrics) {
-            let now = wallClock()
-            if !ttlDone {
-                if let r = try? gate.store.sweepExpired(now: now, limit: Self.chunk) {
-                    metrics.sweptLatest.add(UInt64(r.removed))
-                    ttlDone = !r.more
-                } else {
-                    ttlDone = true
-                }
-            } else if !journalDone {
-                if let r = try? gate.store.sweepJournal(now: now, retention: retention, limit: Self.chunk) {
-                    metrics.sweptJournal.add(UInt64(r.decisions))
-                    metrics.sweptEvents.add(UInt64(r.events))
-                    journalDone = !r.more
-                } else {
-                    journalDone = true
-                }
-            }
-            if ttlDone && journalDone { self = Sweeper() }
-        }
-    }
-
     // MARK: - Reload and control
 
     func reload(_ gate: Gate) {
@@ -437,6 +412,7 @@ public final class Daemon {
             config.proposalMaxAgeSec = fresh.proposalMaxAgeSec
             config.calibratedTTLSec = fresh.calibratedTTLSec
             config.journalRetentionSec = fresh.journalRetentionSec
+            gate.sweeper.retention = fresh.journalRetentionSec
             config.heartbeatSec = fresh.heartbeatSec
             config.logLevel = fresh.logLevel
             config.logFormat = fresh.logFormat

@@ -56,6 +56,12 @@ public final class Gate {
     var stateMessages: [UInt8] = []
     var equityDirty = false
     var scratch = JSONWriter(capacity: 512)
+    /// The TTL and retention sweeps, one chunk folded into each batch's commit while due.
+    public var sweeper: Sweeper
+    /// Chunks committed so far (in a batch or alone).
+    public private(set) var sweepChunks = 0
+    /// Why the last sweep chunk failed, until the daemon takes it to log.
+    var sweepError: String?
 
     /// Opens the store in `directory` and restores the engine from it.
     /// - Throws: ``StoreError`` or a restore failure.
@@ -68,6 +74,7 @@ public final class Gate {
         mapBytes = config.mapSizeMB << 20
         self.metrics = metrics
         engine = Engine(policy: Policy(config))
+        sweeper = Sweeper(retention: config.journalRetentionSec)
         nextEvent = 1
         try rebuild(now: now)
         published.reserveCapacity(1024)
@@ -153,11 +160,17 @@ public final class Gate {
     public func commit(now: Double) throws -> Bool {
         if pendingDecisions.isEmpty && stateWrites.isEmpty && !published.contains(where: \.duplicate) { return true }
         var lastError: (any Error)?
+        var sweeping = sweeper.due
         for _ in 0..<8 {
             do {
-                try writeBatch()
+                let chunk = try writeBatch(now: now, sweeping: sweeping)
                 metrics.storeWrites.add()
+                if let chunk { finishSweep(chunk) }
                 return true
+            } catch let e as SweepFailure {
+                // The batch goes through without the sweep; the sweep waits for its next round.
+                sweeping = false
+                failSweep(e.error)
             } catch let e as LMDBError where e == .mapFull {
                 lastError = e
                 guard mapBytes * 2 <= maxMapBytes, (try? store.setMapSize(mapBytes * 2)) != nil else { break }
@@ -185,7 +198,15 @@ public final class Gate {
     /// Why the last failed commit failed.
     public private(set) var lastStoreError = ""
 
-    func writeBatch() throws {
+    /// A sweep chunk failed inside a batch's transaction, which is then unusable: the batch is written again
+    /// without it.
+    struct SweepFailure: Error {
+        var error: any Error
+    }
+
+    /// Writes the batch, and a sweep chunk with it when `sweeping`, in one transaction.
+    /// - Returns: the sweep chunk committed with the batch, if any.
+    func writeBatch(now: Double, sweeping: Bool) throws -> Sweeper.Chunk? {
         let txn = try store.environment.beginWrite()
         // On any throw below, `txn` is dropped, which aborts it.
         try out.bytes.withUnsafeBytes { buf in
@@ -218,8 +239,54 @@ public final class Gate {
                 published[i].payload = start..<out.count
             }
         }
+        var chunk: Sweeper.Chunk?
+        if sweeping {
+            do {
+                chunk = try sweeper.run(store, txn, now: now, added: pendingDecisions.count + stateWrites.count)
+            } catch {
+                throw SweepFailure(error: error)
+            }
+        }
         try txn.commit()
         published.removeAll { $0.duplicate && $0.payload.isEmpty }
+        return chunk
+    }
+
+    // MARK: - Sweeps
+
+    /// Runs one sweep chunk in a transaction of its own, for when the sweep is due and no batch came.
+    public func sweepAlone(now: Double) {
+        guard sweeper.due, sweeper.backlogAllowed(at: monotonicNanos()) else { return }
+        do {
+            let chunk = try store.environment.write { txn in
+                try sweeper.run(store, txn, now: now, added: 0)
+            }
+            metrics.storeWrites.add()
+            finishSweep(chunk)
+        } catch {
+            failSweep(error)
+        }
+    }
+
+    func finishSweep(_ chunk: Sweeper.Chunk) {
+        sweepChunks += 1
+        metrics.sweptLatest.add(UInt64(chunk.latest))
+        metrics.sweptJournal.add(UInt64(chunk.journal))
+        metrics.sweptEvents.add(UInt64(chunk.events))
+        metrics.sweptTTL.add(UInt64(chunk.ttlEntries))
+        metrics.sweepNanos.add(chunk.nanos)
+        sweeper.finish(chunk)
+    }
+
+    func failSweep(_ error: any Error) {
+        sweeper.abandon()
+        sweepError = "\(error)"
+    }
+
+    /// Why the last sweep chunk failed, once.
+    public func takeSweepError() -> String? {
+        defer { sweepError = nil }
+        return sweepError
     }
 
     /// The bytes of a decision to publish.

@@ -76,6 +76,9 @@ public final class Metrics: Sendable {
     public let sweptLatest = Counter()
     public let sweptJournal = Counter()
     public let sweptEvents = Counter()
+    public let sweptTTL = Counter()
+    /// Time spent removing swept records, in nanoseconds (commits excluded: most share the batch's).
+    public let sweepNanos = Counter()
     public let publishDropped = Counter()
     public let lastSeq = Counter()
     let version: String
@@ -214,6 +217,11 @@ public final class Metrics: Sendable {
         o += "p26_swept_total{kind=\"latest\"} \(sweptLatest.load)\n"
         o += "p26_swept_total{kind=\"journal\"} \(sweptJournal.load)\n"
         o += "p26_swept_total{kind=\"events\"} \(sweptEvents.load)\n"
+        o += "p26_swept_total{kind=\"ttl\"} \(sweptTTL.load)\n"
+        header(
+            "p26_sweep_seconds_total", "counter",
+            "Time the sweeps spent removing records (their share of the commits excluded).")
+        o += "p26_sweep_seconds_total \(num(Double(sweepNanos.load) * 1e-9))\n"
         header(
             "p26_publish_dropped_total", "counter",
             "Messages the PUB socket could not queue (a subscriber at its high-water mark).")

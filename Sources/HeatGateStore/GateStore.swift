@@ -480,71 +480,89 @@ public final class GateStore: @unchecked Sendable {
 
     // MARK: - Sweeps
 
-    /// Removes latest decisions whose `expires_at` has passed, at most `limit` TTL entries per call, in one
-    /// short write transaction.
-    /// - Returns: how many latest decisions were removed, and whether more expired entries remain.
-    public func sweepExpired(now: Double, limit: Int) throws -> (removed: Int, more: Bool) {
-        let nowMs = UInt64(max(0, now * 1000))
-        return try run("sweep ttl") {
-            try environment.write { txn in
-                var removed = 0
-                var visited = 0
-                var more = false
-                try txn.withCursor(ttl) { c in
-                    var entry = try c.first()
-                    while let (k, v) = entry, k.count > 8,
-                        let expiry = decodeBigEndianUInt64(UnsafeRawBufferPointer(rebasing: k[0..<8])), expiry <= nowMs
-                    {
-                        if visited == limit {
-                            more = true
-                            break
-                        }
-                        visited += 1
-                        let symbol = UnsafeRawBufferPointer(rebasing: k[8...])
-                        let indexed = decodeBigEndianUInt64(v)
-                        // The symbol may have a newer decision: remove only the one this entry indexes.
-                        if let record = try txn.get(latest, symbol), Self.leadingSeq(record) == indexed {
-                            try txn.delete(latest, symbol)
-                            removed += 1
-                        }
-                        // LMDB leaves the cursor on the following entry after a delete; MDB_NEXT returns it.
-                        try c.deleteCurrent()
-                        entry = try c.next()
-                    }
-                }
-                return (removed, more)
-            }
-        }
+    /// Removes latest decisions whose `expires_at` has passed, at most `limit` TTL entries, in one short
+    /// write transaction of its own.
+    /// - Returns: how many latest decisions were removed, how many TTL entries, and whether more expired
+    ///   entries remain.
+    public func sweepExpired(now: Double, limit: Int) throws -> (removed: Int, entries: Int, more: Bool) {
+        try run("sweep ttl") { try environment.write { try sweepExpired($0, now: now, limit: limit) } }
     }
 
-    /// Removes journaled decisions and events older than `now - retention`, at most `limit` per call.
+    /// Removes latest decisions whose `expires_at` has passed, at most `limit` TTL entries, within `txn`
+    /// (the daemon folds a chunk into a batch's own transaction: one commit for both).
+    /// - Returns: how many latest decisions were removed, how many TTL entries, and whether more expired
+    ///   entries remain.
+    public func sweepExpired(_ txn: borrowing Transaction, now: Double, limit: Int) throws -> (
+        removed: Int, entries: Int, more: Bool
+    ) {
+        let nowMs = UInt64(max(0, now * 1000))
+        var removed = 0
+        var visited = 0
+        var more = false
+        try txn.withCursor(ttl) { c in
+            var entry = try c.first()
+            while let (k, v) = entry, k.count > 8,
+                let expiry = decodeBigEndianUInt64(UnsafeRawBufferPointer(rebasing: k[0..<8])), expiry <= nowMs
+            {
+                if visited == limit {
+                    more = true
+                    break
+                }
+                visited += 1
+                let symbol = UnsafeRawBufferPointer(rebasing: k[8...])
+                let indexed = decodeBigEndianUInt64(v)
+                // The symbol may have a newer decision: remove only the one this entry indexes.
+                if let record = try txn.get(latest, symbol), Self.leadingSeq(record) == indexed {
+                    try txn.delete(latest, symbol)
+                    removed += 1
+                }
+                // LMDB leaves the cursor on the following entry after a delete; MDB_NEXT returns it.
+                try c.deleteCurrent()
+                entry = try c.next()
+            }
+        }
+        return (removed, visited, more)
+    }
+
+    /// Removes journaled decisions and events older than `now - retention`, at most `limit` of each, in
+    /// one short write transaction of its own.
     /// - Returns: decisions and events removed, and whether more remain.
     public func sweepJournal(now: Double, retention: Double, limit: Int) throws -> (
         decisions: Int, events: Int, more: Bool
     ) {
-        let cutoff = now - retention
-        return try run("sweep journal") {
-            try environment.write { txn in
-                var counts = [0, 0]
-                var more = false
-                for (i, db) in [journal, events].enumerated() {
-                    try txn.withCursor(db) { c in
-                        var entry = try c.first()
-                        while let (_, v) = entry, let ts = Self.number(v, "ts"), ts < cutoff {
-                            if counts[i] == limit {
-                                more = true
-                                break
-                            }
-                            // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
-                            try c.deleteCurrent()
-                            counts[i] += 1
-                            entry = try c.next()
-                        }
-                    }
-                }
-                return (counts[0], counts[1], more)
-            }
+        try run("sweep journal") {
+            try environment.write { try sweepJournal($0, now: now, retention: retention, limit: limit) }
         }
+    }
+
+    /// Removes journaled decisions and events older than `now - retention`, at most `limit` of each,
+    /// within `txn`.
+    /// - Returns: decisions and events removed, and whether more remain.
+    public func sweepJournal(_ txn: borrowing Transaction, now: Double, retention: Double, limit: Int) throws -> (
+        decisions: Int, events: Int, more: Bool
+    ) {
+        let cutoff = now - retention
+        var more = false
+        func sweep(_ db: Database) throws -> Int {
+            var count = 0
+            try txn.withCursor(db) { c in
+                var entry = try c.first()
+                while let (_, v) = entry, let ts = Self.number(v, "ts"), ts < cutoff {
+                    if count == limit {
+                        more = true
+                        break
+                    }
+                    // Always from the head: MDB_GET_CURRENT on a just-deleted entry is EINVAL.
+                    try c.deleteCurrent()
+                    count += 1
+                    entry = try c.next()
+                }
+            }
+            return count
+        }
+        let decisions = try sweep(journal)
+        let events = try sweep(events)
+        return (decisions, events, more)
     }
 
     /// One `book` row, read with the allocation-free scanner (restart reads 10 000 of them: SPEC §10 P8).

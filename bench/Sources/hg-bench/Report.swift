@@ -170,20 +170,23 @@ struct Report {
                 "\(make) (step p6)")
         }
         // P7
-        if let per = number("p7", "sweep", "ttl_per_record_us") {
+        if let alone = number("p7", "sweep", "ttl_per_record_us"),
+            let inDaemon = number("p7", "during_sweep", "sweep_us_per_ttl_entry")
+        {
             let chunk = number("p7", "sweep", "ttl_chunk", "max_us")
+            let size = f(number("p7", "sweep", "chunk_limit"), digits: 0)
             row(
                 "P7", "TTL sweep of \(f(number("p7", "sweep", "ttl_entries_swept"), digits: 0)) expired records",
                 "≤ 0.5 µs/record; no chunk > 1 ms",
-                "\(f(per, " µs/record", digits: 3)); longest chunk (1 000) \(f(chunk.map { $0 / 1000 }, " ms", digits: 2)); journal sweep \(f(number("p7", "sweep", "journal_per_record_us"), " µs/record", digits: 3)), longest chunk \(f(number("p7", "sweep", "journal_chunk", "max_us").map { $0 / 1000 }, " ms", digits: 2))",
-                "–", "–", chunk.map { per <= 0.5 && $0 <= 1000 }, "\(make) (step p7)")
+                "in the daemon under load: \(f(inDaemon, " µs/record", digits: 3)) (\(f(number("p7", "during_sweep", "ttl_entries_swept_during_run"), digits: 0)) entries, chunks in the batches' commits); alone, chunks of \(size) each committed on its own: \(f(alone, " µs/record", digits: 3)), longest chunk \(f(chunk.map { $0 / 1000 }, " ms", digits: 2)); journal sweep \(f(number("p7", "sweep", "journal_per_record_us"), " µs/record", digits: 3)), longest chunk \(f(number("p7", "sweep", "journal_chunk", "max_us").map { $0 / 1000 }, " ms", digits: 2))",
+                "–", "–", chunk.map { inDaemon <= 0.5 && $0 <= 1000 }, "\(make) (step p7)")
         }
         if let during = number("p7", "during_sweep", "p99_us"), let idle = number("p7", "idle", "p99_us") {
             row(
                 "P7",
                 "decision p99 during a sweep vs idle (ipc, \(f(number("p7", "idle", "rate_per_s"), "/s", digits: 0)))",
                 "≤ 2× idle",
-                "\(f(during, " µs")) vs \(f(idle, " µs")) = \(f(during / idle, "×", digits: 2)); TTL entries swept by the daemon during the run \(f(number("p7", "during_sweep", "ttl_entries_swept_by_daemon"), digits: 0))",
+                "\(f(during, " µs")) vs \(f(idle, " µs")) = \(f(during / idle, "×", digits: 2)); TTL entries swept by the daemon during the run \(f(number("p7", "during_sweep", "ttl_entries_swept_by_daemon"), digits: 0)) of \(f(number("p7", "during_sweep", "expired_ttl_entries_before"), digits: 0))",
                 "–", "–", during <= 2 * idle, "\(make) (step p7)")
         }
         // P8

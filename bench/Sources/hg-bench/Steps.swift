@@ -2,6 +2,8 @@ import BenchSupport
 import Foundation
 import HeatGateStore
 
+import struct HeatGateServer.Sweeper
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -95,7 +97,8 @@ struct Context {
         if hgrm { args += ["--hgrm", "\(outDir)/\(label).hgrm"] }
         let busyBefore = machineBusy(over: smoke ? 0.05 : 0.5)
         let cpu0 = daemon.flatMap { procCPUSeconds($0.pid) } ?? 0
-        let swept0 = daemon?.metric("p26_swept_total") ?? 0
+        let swept0 = daemon?.metric(#"p26_swept_total{kind="ttl"}"#) ?? 0
+        let sweepSeconds0 = daemon?.metric("p26_sweep_seconds_total") ?? 0
         let gen = try spawn(loadgen, args, stderr: "\(dir)/loadgen.err")
         var duringResult: [String: Any]?
         if let during, let daemon {
@@ -116,7 +119,11 @@ struct Context {
             result["daemon_rss_anon_kb"] = procStatusKB(daemon.pid, "RssAnon") ?? -1
             result["daemon_vm_hwm_kb"] = procStatusKB(daemon.pid, "VmHWM") ?? -1
             result["publish_dropped"] = daemon.metric("p26_publish_dropped_total") ?? -1
-            result["swept_during_run"] = (daemon.metric("p26_swept_total") ?? 0) - swept0
+            let swept = (daemon.metric(#"p26_swept_total{kind="ttl"}"#) ?? 0) - swept0
+            let sweepSeconds = (daemon.metric("p26_sweep_seconds_total") ?? 0) - sweepSeconds0
+            result["ttl_entries_swept_during_run"] = swept
+            result["sweep_seconds_during_run"] = sweepSeconds
+            if swept > 0 { result["sweep_us_per_ttl_entry"] = sweepSeconds / swept * 1e6 }
             result["store_bytes"] = diskBytes("\(daemon.stateDir)/data.mdb")
         }
         if let duringResult { result["during"] = duringResult }
@@ -222,7 +229,8 @@ struct Context {
             let dir = try tempDir("p7")
             defer { removeTree(dir) }
             let store = try populateExpired(dir: dir, records: records, start: start)
-            out["sweep"] = try benchSweep(store, now: wallClock())
+            // The daemon's backlog chunk, each in a transaction of its own (as when no batch comes).
+            out["sweep"] = try benchSweep(store, now: wallClock(), chunk: Sweeper.chunk)
         }
         // Decisions while the daemon sweeps (a store of expired records) against the same run on an empty one.
         let rate = smoke ? 500.0 : 10_000

@@ -210,7 +210,7 @@ func populateExpired(dir: String, records n: Int, start: Double) throws -> GateS
     return store
 }
 
-func benchSweep(_ store: GateStore, now: Double) throws -> [String: Any] {
+func benchSweep(_ store: GateStore, now: Double, chunk: Int) throws -> [String: Any] {
     let before = try store.counts()
     var chunks = LatencyRecorder()
     let t0 = BenchSupport.monotonicNanos()
@@ -219,7 +219,7 @@ func benchSweep(_ store: GateStore, now: Double) throws -> [String: Any] {
     while guardCount < 10_000_000 {
         guardCount += 1
         let c0 = BenchSupport.monotonicNanos()
-        let r = try store.sweepExpired(now: now, limit: 1000)
+        let r = try store.sweepExpired(now: now, limit: chunk)
         chunks.record(BenchSupport.monotonicNanos() - c0)
         removedLatest += r.removed
         if !r.more { break }
@@ -233,7 +233,7 @@ func benchSweep(_ store: GateStore, now: Double) throws -> [String: Any] {
     while guardCount < 10_000_000 {
         guardCount += 1
         let c0 = BenchSupport.monotonicNanos()
-        let r = try store.sweepJournal(now: now, retention: 1, limit: 1000)
+        let r = try store.sweepJournal(now: now, retention: 1, limit: chunk)
         jchunks.record(BenchSupport.monotonicNanos() - c0)
         journalRemoved += r.decisions + r.events
         if !r.more { break }
@@ -247,6 +247,6 @@ func benchSweep(_ store: GateStore, now: Double) throws -> [String: Any] {
         "journal_records_swept": journalRemoved,
         "journal_per_record_us": journalRemoved > 0 ? Double(journalTook) / Double(journalRemoved) / 1000 : 0,
         "journal_chunk": dict(jchunks.summary()), "journal_total_s": Double(journalTook) / 1e9,
-        "chunk_limit": 1000,
+        "chunk_limit": chunk,
     ]
 }
