@@ -157,22 +157,9 @@ public final class Daemon {
         let signalThread = startSignalThread(ctx)
         let store = gate.store
         let flusher = startThread(name: "hg-flush") {
-            // Commits are in the page cache; this flushes them as soon as there are any, at most one flush
-            // every 2 ms: a commit is on disk within about 2 ms plus two flushes (SPEC §10 P3: 10 ms), and
-            // at high rates the fsyncs do not take the CPU the decision path needs (2 cores).
-            var flushed: UInt64 = 0
-            while !signals.stop.load(ordering: .relaxed) {
-                let writes = metrics.storeWrites.load
-                if writes != flushed {
-                    let started = monotonicNanos()
-                    try? store.sync()
-                    flushed = writes
-                    let took = monotonicNanos() &- started
-                    if took < 2_000_000 { usleep(UInt32((2_000_000 - took) / 1000)) }
-                } else {
-                    usleep(1_000)
-                }
-            }
+            Flusher.run(
+                committed: { metrics.storeWrites.load }, stop: { signals.stop.load(ordering: .relaxed) },
+                sync: { try store.sync() })
         }
         metrics.observe(gate.engine, now: wallClock())
         logger.notice(

@@ -72,21 +72,12 @@ func benchStoreWrite(dir: String, decisions n: Int, batch: Int, pace: Double? = 
     let syncs = Handoff([(covered: Int, end: UInt64, took: UInt64)]())
     let storeBox = Handoff(store)
     let shared = SharedFlags()
+    // The daemon's own flusher loop.
     let flusher = startThread {
-        var flushed = 0
-        while !shared.stop.load(ordering: .relaxed) {
-            let c = shared.committed.load(ordering: .acquiring)
-            if c == flushed {
-                usleep(1_000)
-            } else {
-                let t = BenchSupport.monotonicNanos()
-                try? storeBox.value.sync()
-                let end = BenchSupport.monotonicNanos()
-                syncs.value.append((c, end, end - t))
-                flushed = c
-                if end - t < 2_000_000 { usleep(UInt32((2_000_000 - (end - t)) / 1000)) }  // as Daemon's flusher
-            }
-        }
+        Flusher.run(
+            committed: { UInt64(shared.committed.load(ordering: .acquiring)) },
+            stop: { shared.stop.load(ordering: .relaxed) }, sync: { try storeBox.value.sync() },
+            flushed: { covered, start, end in syncs.value.append((Int(covered), end, end - start)) })
     }
     var perDecision = LatencyRecorder()
     var k = 0
