@@ -8,8 +8,8 @@
 ///
 /// The interval trades the disk traffic for the time to disk. LMDB copies every page it changes, so each
 /// commit dirties new pages, and a flush writes each dirty page once: at 10 000 decisions/s a 2 ms
-/// interval wrote 110 MB/s, 4 ms writes 67 MB/s (50 000/s: 231 → 136 MB/s, and the decision p99 fell
-/// from 0.78 to 0.62 ms). A commit is then on disk within an interval plus one or two flushes, inside
+/// interval wrote 110 MB/s, 4 ms writes 67 MB/s (50 000/s: 231 → 136 MB/s; the decision p99 stayed
+/// within run-to-run noise). A commit is then on disk within an interval plus one or two flushes, inside
 /// SPEC §10 P3's 10 ms.
 public enum Flusher {
     /// The shortest time between two flushes.
