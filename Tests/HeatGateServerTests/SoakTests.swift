@@ -5,7 +5,8 @@ import HeatGateTestSupport
 import Testing
 
 /// `make soak` (opt-in: HEATGATE_SOAK_SECONDS): proposals at 10 000/s with state updates and scrapes;
-/// anonymous RSS and open file descriptors stay flat; no error, no drop, no loss.
+/// anonymous RSS and open file descriptors stay flat; no error, no drop, no loss; past retention, the sweep
+/// keeps the journal and the TTL index at what retention and the TTL hold.
 @Suite(.serialized) struct SoakTests {
     static let seconds = Double(ProcessInfo.processInfo.environment["HEATGATE_SOAK_SECONDS"] ?? "") ?? 0
 
@@ -77,6 +78,13 @@ import Testing
             #expect(rss.allSatisfy { $0 - r0 < 8 << 20 }, "RSS \(rss.map { $0 >> 10 })")
             #expect(fds.allSatisfy { abs($0 - f0) <= 2 }, "FDs \(fds)")
         }
+        // Retention holds: once past it, the journal keeps about its last 120 s and the TTL index its last
+        // 30 s of decisions (the sweep starts every second; 15 s of slack).
+        let counts = try GateStore(directory: d.stateDir, readOnly: true).counts()
+        if Self.seconds > 150 {
+            #expect(counts.journal <= Int((120 + 15) * rate), "journal \(counts.journal) records")
+            #expect(counts.ttl <= Int((30 + 15) * rate), "ttl \(counts.ttl) entries")
+        }
         let du = try runCommand("/usr/bin/du", ["-sk", d.stateDir]).stdout.split(separator: "\t").first ?? "?"
         reportLine(
             "soak",
@@ -88,6 +96,8 @@ import Testing
                 "fds": "\(fds.min() ?? -1)-\(fds.max() ?? -1)", "store_kib": "\(du)",
                 "dropped": "\(Int(metricValue(m, "p26_publish_dropped_total") ?? -1))",
                 "swept_journal": "\(Int(metricValue(m, #"p26_swept_total{kind="journal"}"#) ?? -1))",
+                "journal_left": "\(counts.journal)", "ttl_left": "\(counts.ttl)",
+                "sweep_seconds": "\(metricValue(m, "p26_sweep_seconds_total") ?? -1)",
             ])
     }
 }
