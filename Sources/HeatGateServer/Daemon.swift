@@ -126,7 +126,7 @@ public final class Daemon {
         // The ZAP handler must be bound before the CURVE sockets, so no handshake can slip past it.
         let zap =
             config.curveSecretKey == nil
-            ? nil : try ZAPHandler(ctx, allowedKeys: config.curveAllowedClients, logger: logger)
+            ? nil : try ZAPHandler(ctx, allowedKeys: config.curveAllowedClients, logger: logger, metrics: metrics)
         try applyCurve(config, server: [pull, pub])
         try bind(pull, config.ingestEndpoint, "P26_INGEST_ENDPOINT")
         try bind(pub, config.publishEndpoint, "P26_PUBLISH_ENDPOINT")

@@ -80,6 +80,8 @@ public final class Metrics: Sendable {
     /// Time spent removing swept records, in nanoseconds (commits excluded: most share the batch's).
     public let sweepNanos = Counter()
     public let publishDropped = Counter()
+    /// `p26_curve_refused_total`: CURVE handshakes the ZAP handler refused.
+    public let curveRefused = Counter()
     public let lastSeq = Counter()
     let version: String
 
@@ -226,6 +228,10 @@ public final class Metrics: Sendable {
             "p26_publish_dropped_total", "counter",
             "Messages the PUB socket could not queue (a subscriber at its high-water mark).")
         o += "p26_publish_dropped_total \(publishDropped.load)\n"
+        header(
+            "p26_curve_refused_total", "counter",
+            "CURVE handshakes refused because the client key is not in P26_CURVE_ALLOWED_CLIENTS.")
+        o += "p26_curve_refused_total \(curveRefused.load)\n"
         header("p26_build_info", "gauge", "Build information; always 1.")
         o += "p26_build_info{version=\"\(version)\"} 1\n"
         return o

@@ -32,7 +32,7 @@ final class ZAPHandler {
     /// - Parameters:
     ///   - allowedKeys: the Z85 public keys (40 characters each) that may connect.
     /// - Throws: ``ServerError`` for a key that is not Z85, or when the ZAP endpoint cannot be bound.
-    init(_ context: Context, allowedKeys: [String], logger: Logger) throws {
+    init(_ context: Context, allowedKeys: [String], logger: Logger, metrics: Metrics) throws {
         var keys = Set<[UInt8]>()
         for k in allowedKeys {
             guard let raw = ZMQ.z85Decode(k), raw.count == 32 else {
@@ -59,6 +59,7 @@ final class ZAPHandler {
                 guard let request = try? box.value.receiveMultipart() else { continue }
                 let (reply, clientKey) = Self.answer(request, allowed: allowed)
                 if reply[2] != Array("200".utf8) {
+                    metrics.curveRefused.add()
                     if limiter.allow(now: monotonicNanos()) {
                         logger.warning(
                             "CURVE client refused",

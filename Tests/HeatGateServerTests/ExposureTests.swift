@@ -147,6 +147,10 @@ import ZeroMQ
         }
         let status = try JSON.parse(try d.cli(["status", "--json"]).stdout)
         #expect(status["processed"]?.number == 1, "only the listed client's proposal was decided")
+        // The unlisted key's two sockets are refused by the allow-list (at least once each: they retry); the
+        // other intruders fail the handshake before it.
+        let refused = metricValue(d.metrics(), "p26_curve_refused_total") ?? 0
+        #expect(refused >= 2, "p26_curve_refused_total \(refused)")
         d.stop()
         #expect(d.log.contains("curve=\"on (2 client keys)\"") || d.log.contains("curve=on"), "\(d.log.prefix(2000))")
         #expect(d.log.contains("CURVE client refused"))
