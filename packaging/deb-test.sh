@@ -218,6 +218,16 @@ if has_subcommand check-config; then
     else
         fail "check-config on the shipped conffile: $out"
     fi
+    # With no --config the CLI reads the packaged file, so an operator's `heatgate kill on` acts on
+    # the gate's own store (an older binary read ./data instead).
+    if out=$(as_user $svcuser heatgate check-config 2>&1) && grep -q "^ok: $conffile\$" <<<"$out" \
+        && grep -q "state_dir=$statedir" <<<"$out"; then
+        pass "without --config the CLI reads $conffile"
+    elif grep -q 'HEATGATE_CONFIG' <<<"$(in_root heatgate check-config --help 2>&1)"; then
+        fail "without --config the CLI did not read $conffile: $out"
+    else
+        skip "the installed binary has no default config file yet"
+    fi
     sed -e 's/^HEAT_MIN=.*/HEAT_MIN=0.9/' -e 's/^HEAT_MAX=.*/HEAT_MAX=0.5/' "$R$conffile" >"$R/tmp/bad.env"
     if out=$(in_root heatgate check-config --config /tmp/bad.env 2>&1); then
         fail "check-config accepted HEAT_MIN=0.9 > HEAT_MAX=0.5"

@@ -15,7 +15,7 @@ struct CheckConfig: ParsableCommand {
         var options = options
         if let file { options.config = file }
         let c = try options.load()
-        print("ok: \(options.config ?? "defaults")")
+        print("ok: \(options.path() ?? "defaults")")
         print(
             "mode=\(c.mode.label) heat_min=\(c.heatMin) heat_max=\(c.heatMax) cold=\(c.coldAction.token) "
                 + "warm=\(c.warmAction.token) hot=\(c.hotAction.token) fail_mode=\(c.failMode.label)")

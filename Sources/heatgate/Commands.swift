@@ -16,7 +16,7 @@ struct Run: ParsableCommand {
     func run() throws {
         _ = try options.load()  // validate first: a bad value stops start-up with the key named
         let source = ConfigSource(
-            path: options.config, environment: ProcessInfo.processInfo.environment,
+            path: options.path(), environment: ProcessInfo.processInfo.environment,
             overrides: options.overrides.compactMap { o in
                 o.firstIndex(of: "=").map { (String(o[..<$0]), String(o[o.index(after: $0)...])) }
             })
@@ -88,6 +88,14 @@ struct Kill: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
+        // A switch set where no gate keeps its store protects nothing: refuse rather than create one.
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: config.stateDir, isDirectory: &isDirectory), isDirectory.boolValue
+        else {
+            throw CLIError(
+                "no state directory \(config.stateDir): the kill switch lives in the gate's P26_STATE_DIR; "
+                    + "pass --config FILE or set HEATGATE_CONFIG")
+        }
         let store = try GateStore(directory: config.stateDir, mapSizeMB: config.mapSizeMB, durable: true)
         let on = state.lowercased() == "on"
         try store.setKillSwitch(KillSwitchState(on: on, reason: reason, ts: Date().timeIntervalSince1970))

@@ -21,7 +21,9 @@ struct HeatGateCommand: ParsableCommand {
 
 /// `--config FILE` and `--set KEY=VALUE`: the file, then the environment, then flags (SPEC §6).
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "A KEY=VALUE config file (SPEC §6).")
+    @Option(
+        name: .long,
+        help: "A KEY=VALUE config file (SPEC §6); default: $HEATGATE_CONFIG, else \(packagedPath) when it exists.")
     var config: String?
 
     @Option(
@@ -29,13 +31,31 @@ struct ConfigOptions: ParsableArguments {
         help: ArgumentHelp("Override one key, e.g. --set P26_MODE=enforce.", valueName: "KEY=VALUE"))
     var overrides: [String] = []
 
+    /// The file the package installs and its unit runs the daemon with.
+    static let packagedPath = "/etc/quantum/portfolio-heat-gate.env"
+
+    /// The config file in effect: `--config`, else `$HEATGATE_CONFIG` (empty: none), else the packaged
+    /// file when it exists, else none (built-in defaults and `P26_*` variables). Without the packaged
+    /// default, `heatgate kill on` typed on the gate's host would have set a switch in `./data` and said
+    /// "kill switch ON" while the gate went on.
+    func path(in environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let config { return config }
+        if let chosen = environment["HEATGATE_CONFIG"] { return chosen.isEmpty ? nil : chosen }
+        return FileManager.default.fileExists(atPath: Self.packagedPath) ? Self.packagedPath : nil
+    }
+
     /// Loads and validates the configuration.
     /// - Throws: a `ValidationError` naming the key, the value and what is allowed.
     func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GateConfig {
         var text: String?
+        let config = path(in: environment)
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else {
-                throw CLIError("cannot read config file \(config)")
+                let why = FileManager.default.fileExists(atPath: config) ? "Permission denied" : "no such file"
+                let chosen =
+                    self.config != nil
+                    ? "" : environment["HEATGATE_CONFIG"] != nil ? " (from HEATGATE_CONFIG)" : " (the packaged default)"
+                throw CLIError("cannot read config file \(config)\(chosen): \(why)")
             }
             text = String(decoding: data, as: UTF8.self)
         }

@@ -60,7 +60,7 @@ struct ModeCommand: ParsableCommand {
         let config = try options.load()
         let wanted = mode.lowercased() == "enforce" ? Mode.enforce : Mode.shadow
         let ledger = location.ledger(config)
-        if persist && options.config == nil { throw CLIError("--persist needs --config FILE") }
+        if persist && options.path() == nil { throw CLIError("--persist needs --config FILE") }
         // An entry cannot be chained onto a broken ledger: for enforce that stops everything up front; a
         // rollback goes ahead (safety first) and reports the ledger afterwards.
         let ledgerCheck = ledger.verify()
@@ -102,7 +102,7 @@ struct ModeCommand: ParsableCommand {
                 allowedPaths.append(file)
             }
         }
-        if persist, let path = options.config {
+        if persist, let path = options.path() {
             let change = try ledgerCall { try ConfigFileEditor.set(key: "P26_MODE", value: wanted.label, in: path) }
             print("\(path): P26_MODE=\(wanted.label) (was \(change.previous ?? "unset"))")
             changes.append(

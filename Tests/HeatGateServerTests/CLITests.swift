@@ -1,5 +1,6 @@
 import Foundation
 import HeatGateCore
+import HeatGateStore
 import HeatGateTestSupport
 import Testing
 
@@ -75,6 +76,55 @@ import Testing
         let r = try runCommand(HeatGateBinary.path, ["check-config", "--config", path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("mode=enforce"))
+    }
+
+    /// The environment of a CLI run: the test's, with only the given config choice.
+    func cliEnvironment(_ extra: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("P26_") && !$0.key.hasPrefix("HEAT") }
+        env.merge(extra) { $1 }
+        return env
+    }
+
+    @Test func withoutConfigTheFileComesFromHEATGATE_CONFIG() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/gate.env"
+        try "P26_STATE_DIR=\(dir.path)/state\nP26_MODE=enforce\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let chosen = try runCommand(
+            HeatGateBinary.path, ["check-config"], environment: cliEnvironment(["HEATGATE_CONFIG": path]))
+        #expect(chosen.status == 0, "\(chosen.stderr)")
+        #expect(chosen.lines.first == "ok: \(path)")
+        #expect(chosen.stdout.contains("state_dir=\(dir.path)/state") && chosen.stdout.contains("mode=enforce"))
+        // --config wins over the variable; an empty variable means none (not even the packaged file).
+        let other = dir.path + "/other.env"
+        try "P26_MODE=shadow\n".write(toFile: other, atomically: true, encoding: .utf8)
+        let explicit = try runCommand(
+            HeatGateBinary.path, ["check-config", "--config", other],
+            environment: cliEnvironment(["HEATGATE_CONFIG": path]))
+        #expect(explicit.lines.first == "ok: \(other)")
+        let none = try runCommand(
+            HeatGateBinary.path, ["check-config"], environment: cliEnvironment(["HEATGATE_CONFIG": ""]))
+        #expect(none.lines.first == "ok: defaults")
+        let missing = try runCommand(
+            HeatGateBinary.path, ["status"], environment: cliEnvironment(["HEATGATE_CONFIG": dir.path + "/nope.env"]))
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("nope.env (from HEATGATE_CONFIG): no such file"), "\(missing.stderr)")
+    }
+
+    @Test func killRefusesAStateDirectoryThatIsNotThere() throws {
+        let dir = TemporaryDirectory()
+        let wrong = dir.path + "/not-the-gate"
+        let r = try runCommand(
+            HeatGateBinary.path, ["kill", "on", "--reason", "drill"],
+            environment: cliEnvironment(["HEATGATE_CONFIG": "", "P26_STATE_DIR": wrong]))
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("no state directory \(wrong)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: wrong), "no store is created for a switch nobody reads")
+        try FileManager.default.createDirectory(atPath: wrong, withIntermediateDirectories: false)
+        let ok = try runCommand(
+            HeatGateBinary.path, ["kill", "on", "--reason", "drill"],
+            environment: cliEnvironment(["HEATGATE_CONFIG": "", "P26_STATE_DIR": wrong]))
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try GateStore(directory: wrong, readOnly: true).killSwitch().on)
     }
 
     @Test func runRefusesAnInvalidConfigNamingTheKey() throws {

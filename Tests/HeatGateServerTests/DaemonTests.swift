@@ -131,6 +131,9 @@ let stableFields = [
 
     @Test func killSwitchCanBeSetWhileTheDaemonIsDown() throws {
         let d = DaemonProcess()
+        // The state directory exists before the first start, as the package's postinst makes it; `kill`
+        // refuses one that does not (it would be a store nobody reads).
+        try FileManager.default.createDirectory(atPath: d.stateDir, withIntermediateDirectories: true)
         #expect(try d.cli(["kill", "on", "--reason", "maintenance"]).status == 0)
         try d.start()
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)

@@ -167,6 +167,8 @@ public final class DaemonProcess: @unchecked Sendable {
     public var environment: [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("P26_") && !$0.key.hasPrefix("HEAT_") }
         env.merge(settings) { $1 }
+        // Never the host's packaged config: everything comes from the settings above.
+        if settings["HEATGATE_CONFIG"] == nil { env["HEATGATE_CONFIG"] = "" }
         return env
     }
 

@@ -34,6 +34,7 @@ class Daemon:
             "P26_METRICS_PORT": str(self.port),
             "P26_MAP_SIZE_MB": "64",
             "P26_HEARTBEAT_SEC": "0.2",
+            "HEATGATE_CONFIG": "",  # never the host's packaged config
         })
         self.env.update({k: str(v) for k, v in settings.items()})
         self.proc = None
