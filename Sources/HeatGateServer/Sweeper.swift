@@ -14,8 +14,6 @@ import LMDB
 public struct Sweeper {
     /// Records removed per chunk beyond what the batch added (the backlog).
     public static let chunk = 64
-    /// The share of time the backlog may take by default (see ``backlogShare``).
-    public static let defaultBacklogShare = 0.15
 
     /// What one chunk removed.
     public struct Chunk {
@@ -40,7 +38,7 @@ public struct Sweeper {
     /// `t × (1 − share) / share`. What a batch added is always removed with it, so the sweep keeps up at
     /// any rate, while a large backlog drains in the background (1 000 000 expired records in a few
     /// seconds) without crowding the decisions out of two cores.
-    public var backlogShare = Self.defaultBacklogShare
+    public var backlogShare = 0.15
     var ttlDone = false
     /// When the next backlog chunk may run (monotonic ns).
     var backlogAfter: UInt64 = 0

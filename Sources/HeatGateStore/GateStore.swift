@@ -560,9 +560,9 @@ public final class GateStore: @unchecked Sendable {
             }
             return count
         }
-        let decisions = try sweep(journal)
-        let events = try sweep(events)
-        return (decisions, events, more)
+        let decisionsRemoved = try sweep(journal)
+        let eventsRemoved = try sweep(events)
+        return (decisionsRemoved, eventsRemoved, more)
     }
 
     /// One `book` row, read with the allocation-free scanner (restart reads 10 000 of them: SPEC §10 P8).

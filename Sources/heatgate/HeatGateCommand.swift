@@ -51,7 +51,11 @@ struct ConfigOptions: ParsableArguments {
         let config = path(in: environment)
         if let config {
             guard let data = FileManager.default.contents(atPath: config) else {
-                let why = FileManager.default.fileExists(atPath: config) ? "Permission denied" : "no such file"
+                let files = FileManager.default
+                let why =
+                    !files.fileExists(atPath: config)
+                    ? "no such file"
+                    : !files.isReadableFile(atPath: config) ? "Permission denied" : "not a readable file"
                 let chosen =
                     self.config != nil
                     ? "" : environment["HEATGATE_CONFIG"] != nil ? " (from HEATGATE_CONFIG)" : " (the packaged default)"

@@ -8,7 +8,10 @@ struct Report {
     let result: [String: Any]
     let smoke: Bool
 
-    func value(_ path: Any...) -> Any? {
+    func value(_ path: Any...) -> Any? { walk(path) }
+
+    /// The value at `path` (dictionary keys and array indices) in the results.
+    func walk(_ path: [Any]) -> Any? {
         var cur: Any? = result
         for key in path {
             if let k = key as? String {
@@ -23,20 +26,12 @@ struct Report {
 
     /// A P7 list of p99s, as "a, b, c".
     func runsP99(_ key: String) -> String {
-        let runs = ((result["p7"] as? [String: Any])?[key] as? [Any]) ?? []
+        let runs = value("p7", key) as? [Any] ?? []
         return runs.compactMap { ($0 as? NSNumber)?.doubleValue }.map { f($0, "") }.joined(separator: ", ")
     }
 
     func number(_ path: Any...) -> Double? {
-        var cur: Any? = result
-        for key in path {
-            if let k = key as? String {
-                cur = (cur as? [String: Any])?[k]
-            } else if let i = key as? Int {
-                guard let a = cur as? [Any], i < a.count else { return nil }
-                cur = a[i]
-            }
-        }
+        let cur = walk(path)
         if let d = cur as? Double { return d }
         if let i = cur as? Int { return Double(i) }
         return (cur as? NSNumber)?.doubleValue
