@@ -60,7 +60,9 @@ public struct DowngradeOutcome: Sendable, Equatable {
         case evaluated
         /// The journal ends before the horizon does.
         case pending
-        /// No market price of the symbol at or before the decision.
+        /// No market price of the symbol at or before the decision (no entry), or none that arrived after
+        /// it and within the horizon (no exit). A feed that stopped is no evidence: pricing the exit at the
+        /// entry would count a flat zero and could carry the verdict to PROCEED (SPEC §7).
         case unpriced
     }
 
@@ -116,9 +118,10 @@ public struct HeatSample: Sendable, Equatable {
 ///   equity becomes older than `P26_STATE_MAX_AGE_SEC`. The window runs from `--since` (or the first
 ///   record) to the last record (or `--until`).
 /// - **Horizon P&L**: kept part = the share the downgrade left open × |notional| at the decision; its
-///   return = (price at decision + horizon ÷ price at decision − 1) × side, from the journaled `market`
-///   prices (the last one at or before each instant). Side is the sign of the journaled notional; long when
-///   the book did not know the position.
+///   return = (exit ÷ entry − 1) × side, from the journaled `market` prices: entry is the last price at or
+///   before the decision, exit the last one that arrived after it and at or before decision + horizon.
+///   Without such a price the downgrade is unpriced, never a zero (SPEC §7). Side is the sign of the
+///   journaled notional; long when the book did not know the position.
 public struct ShadowReport: Sendable {
     public var options: AnalysisOptions
     public var from: Double
@@ -292,6 +295,8 @@ public enum ShadowAnalyzer {
             let original = j["original_action"]?.string
         else { return nil }
         let heat = j["heat_value"]?.number
+        // A journal is the gate's own, but a number out of UInt64's range must not trap the report.
+        guard seq >= 0, seq < 1.8e19 else { return nil }
         return DecisionRow(
             seq: UInt64(seq), ts: ts, symbol: symbol, original: original,
             calibrated: j["calibrated_action"]?.string ?? original, downgraded: j["downgraded"]?.bool ?? false,
@@ -358,11 +363,14 @@ public enum ShadowAnalyzer {
             o.status = .pending
             return o
         }
+        // Only prices that arrived inside (decision, decision + horizon] say what the kept part did; the
+        // entry price itself, carried forward by a feed that stopped, would read as a flat zero.
+        let inside = prices.filter { $0.ts > d.ts && $0.ts <= horizonEnd }
+        guard let exit = inside.last?.price else { return o }
         func bps(_ p: Double) -> Double { side * (p / entry.price - 1) * 10_000 }
-        let exit = prices.last(where: { $0.ts <= horizonEnd })!.price
         o.exitPrice = exit
         o.pnlBps = bps(exit)
-        o.worstBps = prices.filter { $0.ts > d.ts && $0.ts <= horizonEnd }.map { bps($0.price) }.reduce(bps(exit), min)
+        o.worstBps = inside.map { bps($0.price) }.reduce(bps(exit), min)
         o.pnlUSD = o.keptUSD.map { $0 * side * (exit / entry.price - 1) }
         o.status = .evaluated
         o.falsePositive = o.pnlBps! < -report.options.lossThresholdBps

@@ -137,18 +137,22 @@ final class ActivationTests {
         #expect(entries.last?.outcome == .rollback && entries.last?.rollsBack == enforce.id)
         #expect(entries.last?.evidence.metrics.contains("p26_enforce_mode 0") == true)
 
-        // A PROCEED journal: a COLD full close downgraded, its kept part flat after a 1 s horizon.
+        // A PROCEED journal: a COLD full close downgraded, its kept part up 20 bps by a price inside the 1 s
+        // horizon, and the journal running past the horizon's end.
         try send([
             #"{"type":"market","symbol":"BTC","price":100}"#,
             #"{"type":"proposal","symbol":"BTC","harvest_action":"FULL_CLOSE","ts_epoch":\#(now)}"#,
         ])
-        usleep(1_300_000)
-        try send([#"{"type":"market","symbol":"BTC","price":100.2}"#, #"{"type":"portfolio","equity_usd":100000}"#])
+        usleep(200_000)
+        try send([#"{"type":"market","symbol":"BTC","price":100.2}"#])
+        usleep(1_100_000)
+        try send([#"{"type":"portfolio","equity_usd":100000}"#])
         let report = try heatgate(["analyze", "--config", configPath, "--horizon", "1s", "--format", "json"])
         #expect(report.status == 0, "\(report.stderr)")
         let j = try JSON.parse(report.stdout)
         #expect(j["verdict"]?.string == "PROCEED", "\(report.stdout)")
         #expect(j["evaluated"]?.number == 1 && j["false_positives"]?.number == 0)
+        #expect(j["downgrades"]?.array?.first?["exit_price"]?.number == 100.2, "\(report.stdout)")
 
         let go = try heatgate([
             "mode", "enforce", "--persist", "--reason", "a clean week", "--horizon", "1s", "--config", configPath,
@@ -202,5 +206,33 @@ final class ActivationTests {
         #expect(
             last.evidence.proofFile?.sha256
                 == SHA256.hex(try #require(FileManager.default.contents(atPath: configPath))))
+    }
+
+    @Test("a downgrade whose price feed stopped is unpriced: analyze says REVIEW and the preflight refuses enforce")
+    func stoppedFeedRefused() throws {
+        let status = try start()
+        let now = Date().timeIntervalSince1970
+        try send([
+            #"{"type":"portfolio","equity_usd":100000}"#,
+            #"{"type":"position","symbol":"BTC","position_notional_usd":10000,"sigma":1}"#,
+            #"{"type":"market","symbol":"BTC","price":100}"#,
+            #"{"type":"proposal","symbol":"BTC","harvest_action":"FULL_CLOSE","ts_epoch":\#(now)}"#,
+        ])
+        // No BTC price after the decision; the journal goes on past the 1 s horizon (fresh equity).
+        usleep(1_300_000)
+        try send([#"{"type":"portfolio","equity_usd":100000}"#])
+        let report = try heatgate(["analyze", "--config", configPath, "--horizon", "1s", "--format", "json"])
+        #expect(report.status == 0, "\(report.stderr)")
+        let j = try JSON.parse(report.stdout)
+        #expect(j["downgraded"]?.number == 1 && j["unpriced"]?.number == 1 && j["evaluated"]?.number == 0)
+        #expect(j["verdict"]?.string == "REVIEW", "\(report.stdout)")
+
+        let refused = try heatgate([
+            "mode", "enforce", "--reason", "feed stopped", "--horizon", "1s", "--config", configPath,
+        ])
+        #expect(refused.status != 0)
+        #expect(refused.stdout.contains("preflight FAIL verdict: REVIEW"), "\(refused.stdout)")
+        #expect(try mode() == "shadow")
+        #expect(try metric(status) == 0)
     }
 }

@@ -115,6 +115,40 @@ struct ShadowReportTests {
         #expect(lenient.verdict == .proceed)
     }
 
+    /// BTC priced once before a COLD downgrade; `inside` adds a price at the decision itself and one inside
+    /// the horizon. ETH's price, equity updates and a late BTC price run the journal past the horizon.
+    static func stoppedFeed(inside: Bool) -> Tape {
+        var t = Tape()
+        t.portfolio(0, equity: 100_000)
+        t.position(1, "BTC", notional: 10_000, sigma: 1)
+        t.price(2, "BTC", 100)
+        if inside { t.price(10, "BTC", 100) }
+        t.propose(10, "BTC")
+        t.price(20, "ETH", 2000)  // another symbol's price is no price of BTC
+        if inside { t.price(900, "BTC", 100.5) }
+        t.portfolio(950, equity: 100_000)
+        t.price(960, "BTC", 90)  // after the horizon: not the kept part's outcome either
+        return t
+    }
+
+    @Test("a downgrade with no price of its symbol inside the horizon is unpriced, not a flat zero: no PROCEED")
+    func feedStopped() throws {
+        let r = try analyze(try Self.stoppedFeed(inside: false).journal())
+        let btc = try #require(r.outcomes.first)
+        #expect(btc.status == .unpriced && btc.entryPrice == 100)
+        #expect(btc.exitPrice == nil && btc.pnlBps == nil && btc.pnlUSD == nil && btc.worstBps == nil)
+        #expect(r.evaluated == 0 && r.unpriced == 1 && r.falsePositives == 0)
+        #expect(r.verdict == .review)
+        #expect(r.verdictReasons.first?.contains("only 0 downgrade(s) could be priced") == true)
+
+        // A price stamped with the decision's own time is the entry, not the exit; one inside prices it.
+        let p = try analyze(try Self.stoppedFeed(inside: true).journal())
+        #expect(p.outcomes.first?.status == .evaluated && p.outcomes.first?.exitPrice == 100.5)
+        #expect(close(p.outcomes.first?.pnlBps, 50))
+        #expect(close(p.outcomes.first?.worstBps, 50))
+        #expect(p.verdict == .proceed)
+    }
+
     @Test("--since starts the window later, with the book as it stood then")
     func since() throws {
         let dir = try Self.threeBuckets().journal()
@@ -142,6 +176,7 @@ struct ShadowReportTests {
         for k in 0..<cold { t.propose(10 + Double(k), "BTC") }
         t.position(100, "ETH", notional: 40_000, sigma: 1)
         for k in 0..<warm { t.propose(110 + Double(k), "ETH") }
+        t.price(500, "BTC", 100)  // inside every downgrade's horizon: the kept part priced flat
         t.price(1000, "BTC", 100)
         return (try t.journal(config), config)
     }
