@@ -62,7 +62,9 @@ let package = Package(
         .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "HeatGateTestSupport"]),
         .testTarget(
             name: "HeatGateServerTests",
-            dependencies: ["HeatGateServer", "HeatGateClient", "ZeroMQ", "HeatGateTestSupport"]
+            dependencies: [
+                "HeatGateServer", "HeatGateClient", "HeatGateStore", "LMDB", "ZeroMQ", "HeatGateTestSupport",
+            ]
         ),
         .testTarget(
             name: "HeatGateClientTests",

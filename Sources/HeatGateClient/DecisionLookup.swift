@@ -20,6 +20,9 @@ public enum Resolution: Equatable, Sendable {
         /// The latest decision is for another `plan_id`: a calibration for an older proposal never shadows
         /// a newer one.
         case otherPlan = "other_plan"
+        /// The latest decision is for this `plan_id` but another action (the plan was revised, say from a
+        /// full close to a 25 % exit): its action must not be applied to this one.
+        case otherAction = "other_action"
     }
 
     /// The action to execute for a proposal whose own action is `original`; `nil` means execute nothing.
@@ -95,44 +98,65 @@ public final class DecisionLookup: Sendable {
         }
     }
 
-    /// Resolves a proposal for `symbol` with `planId` to the action to execute (SPEC §5).
+    /// Resolves a proposal for `symbol` with `planId` and `action` to the action to execute (SPEC §5).
     ///
-    /// The kill switch and the latest decision are read in one snapshot.
+    /// The kill switch and the latest decision are read in one snapshot. The decision's `action` is used
+    /// only when the record exists, `now < expires_at`, its `plan_id` is `planId` and its
+    /// `original_action`, normalised (SPEC §2), is `action` normalised.
     /// - Parameters:
     ///   - symbol: the proposal's symbol.
-    ///   - planId: the proposal's `plan_id`; `nil` accepts any plan (for operators' look-ups only: the
-    ///     Apply Layer always passes it).
+    ///   - planId: the proposal's `plan_id`, or for a proposal without one the id the gate derives
+    ///     (``PlanIdentity/key(ofProposal:)``, or ``lookup(proposal:now:)`` which does it).
+    ///   - action: the proposal's action token, as the producer wrote it.
     ///   - now: the clock, epoch seconds.
     /// - Returns: ``Resolution``.
     /// - Throws: ``StoreError`` when the store cannot be read; the caller then executes the original.
-    public func lookup(symbol: String, planId: String?, now: Double) throws -> Resolution {
+    public func lookup(symbol: String, planId: String, action: String, now: Double) throws -> Resolution {
         try read("lookup") { store, txn in
             let kill = try store.killSwitchState(txn)
-            if kill.on { return .killSwitch(reason: kill.reason) }
+            if kill.on { return .killSwitch(reason: kill.unreadable ? "unreadable kill-switch record" : kill.reason) }
             guard let bytes = try store.latestDecision(txn, symbol: symbol) else {
                 return .useOriginal(reason: .noDecision)
             }
-            return Self.resolve(bytes, planId: planId, now: now)
+            return Self.resolve(bytes, planId: planId, action: action, now: now)
         }
     }
 
+    /// Resolves a proposal given as the JSON object the producer sent: its symbol, plan id (derived as the
+    /// gate derives it when it has none) and action are read as the gate reads them.
+    /// - Throws: ``Rejection`` when the gate would refuse the proposal (it was never decided: execute it
+    ///   as it stands), ``StoreError`` when the store cannot be read.
+    public func lookup(proposal: [UInt8], now: Double) throws -> Resolution {
+        let key = try PlanIdentity.key(ofProposal: proposal)
+        return try lookup(symbol: key.symbol, planId: key.planId, action: key.action, now: now)
+    }
+
     /// Applies the contract to one stored decision, scanning it in place.
-    static func resolve(_ bytes: UnsafeRawBufferPointer, planId: String?, now: Double) -> Resolution {
+    static func resolve(_ bytes: UnsafeRawBufferPointer, planId: String, action wanted: String, now: Double)
+        -> Resolution
+    {
         var expires: Double?
-        var samePlan = planId == nil
+        var samePlan = false
+        var sameAction = false
         var action: String?
         guard var it = try? JSONObjectIterator(bytes) else { return .useOriginal(reason: .noDecision) }
         while let m = try? it.next() {
             if bytes.equals(m.key, "expires_at") {
                 expires = m.value.kind == .number ? parseDouble(bytes, m.value.range) : nil
-            } else if bytes.equals(m.key, "plan_id"), let planId {
+            } else if bytes.equals(m.key, "plan_id") {
                 samePlan = m.value.kind == .string && stringEquals(bytes, m.value, planId)
+            } else if bytes.equals(m.key, "original_action"), m.value.kind == .string {
+                sameAction =
+                    decodeString(bytes, m.value).map {
+                        PlanIdentity.sameAction(Array($0.utf8), Array(wanted.utf8))
+                    } ?? false
             } else if bytes.equals(m.key, "action"), m.value.kind == .string {
                 action = decodeString(bytes, m.value)
             }
         }
         guard let expires, now < expires else { return .useOriginal(reason: .expired) }
         guard samePlan else { return .useOriginal(reason: .otherPlan) }
+        guard sameAction else { return .useOriginal(reason: .otherAction) }
         guard let action else { return .useOriginal(reason: .noDecision) }
         return .useDecision(action: action, decision: String(decoding: bytes, as: UTF8.self))
     }

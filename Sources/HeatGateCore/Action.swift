@@ -53,14 +53,8 @@ public enum Action: UInt8, CaseIterable, Sendable {
 
     /// Reads a token from raw bytes without allocating (see ``init(token:)``).
     public init?(bytes b: UnsafeRawBufferPointer, range: Range<Int>) {
-        var lo = range.lowerBound
-        var hi = range.upperBound
-        while lo < hi, isBlank(b[lo]) { lo += 1 }
-        while hi > lo, isBlank(b[hi - 1]) { hi -= 1 }
-        let suffix: StaticString = "_PROPOSED"
-        let sn = suffix.utf8CodeUnitCount
-        if hi - lo > sn, Self.matches(b, (hi - sn)..<hi, suffix) { hi -= sn }
-        for a in Action.allCases where Self.matches(b, lo..<hi, a.staticToken) {
+        let token = PlanIdentity.trimmedAction(b, range)
+        for a in Action.allCases where Self.matches(b, token, a.staticToken) {
             self = a
             return
         }

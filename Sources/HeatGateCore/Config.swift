@@ -57,6 +57,9 @@ public struct GateConfig: Equatable, Sendable {
     public var stateMaxAgeSec = 120.0
     public var proposalMaxAgeSec = 60.0
     public var calibratedTTLSec = 300.0
+    /// The most distinct proposals a second the repeat window must remember for a whole TTL: with the
+    /// TTL, it sizes the window (``RepeatWindow/capacity(ttl:peakRate:)``). Read at start only.
+    public var repeatPeakRate = 500.0
     public var journalRetentionSec = 604_800.0
     public var stateDir = "./data"
     public var ingestEndpoint = "tcp://127.0.0.1:5556"
@@ -87,7 +90,8 @@ public struct GateConfig: Equatable, Sendable {
     public static let keys: [String] = [
         "P26_MODE", "HEAT_MIN", "HEAT_MAX", "HEAT_COLD_ACTION", "HEAT_WARM_ACTION", "HEAT_HOT_ACTION",
         "P26_FAIL_MODE", "P26_STATE_MAX_AGE_SEC", "P26_PROPOSAL_MAX_AGE_SEC", "P26_CALIBRATED_TTL_SEC",
-        "P26_JOURNAL_RETENTION_SEC", "P26_STATE_DIR", "P26_INGEST_ENDPOINT", "P26_PUBLISH_ENDPOINT",
+        "P26_REPEAT_PEAK_RATE", "P26_JOURNAL_RETENTION_SEC", "P26_STATE_DIR", "P26_INGEST_ENDPOINT",
+        "P26_PUBLISH_ENDPOINT",
         "P26_CONTROL_ENDPOINT", "P26_METRICS_BIND", "P26_METRICS_PORT", "P26_LOG_LEVEL", "P26_LOG_FORMAT",
         "P26_MAP_SIZE_MB", "P26_HEARTBEAT_SEC", "P26_CURVE_SECRET_KEY", "P26_CURVE_ALLOWED_CLIENTS",
         "P26_ALLOW_INSECURE_BIND",
@@ -138,6 +142,10 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_STATE_MAX_AGE_SEC": stateMaxAgeSec = try number(min: 0, exclusiveMin: true)
         case "P26_PROPOSAL_MAX_AGE_SEC": proposalMaxAgeSec = try number(min: 0, exclusiveMin: true)
         case "P26_CALIBRATED_TTL_SEC": calibratedTTLSec = try number(min: 0, exclusiveMin: true)
+        case "P26_REPEAT_PEAK_RATE":
+            let rate = try number(min: 0, exclusiveMin: true)
+            guard rate <= 100_000 else { throw fail("a number of proposals per second, > 0 and <= 100000") }
+            repeatPeakRate = rate
         case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = try number(min: 0, exclusiveMin: true)
         case "P26_STATE_DIR": stateDir = try text()
         case "P26_INGEST_ENDPOINT": ingestEndpoint = try endpoint(value, fail)
@@ -188,6 +196,15 @@ public struct GateConfig: Equatable, Sendable {
             throw ConfigError(
                 key: "HEAT_MIN", value: fmt(heatMin),
                 allowed: "0 <= HEAT_MIN < HEAT_MAX (HEAT_MAX=\(fmt(heatMax)))")
+        }
+        // The window holds twice what it must, within RepeatWindow.maxCapacity entries (192 MiB).
+        let plans = repeatPeakRate * calibratedTTLSec
+        guard plans <= Double(RepeatWindow.maxCapacity / 2) else {
+            throw ConfigError(
+                key: "P26_REPEAT_PEAK_RATE", value: fmt(repeatPeakRate),
+                allowed:
+                    "P26_REPEAT_PEAK_RATE x P26_CALIBRATED_TTL_SEC <= \(RepeatWindow.maxCapacity / 2) plans "
+                    + "(P26_CALIBRATED_TTL_SEC=\(fmt(calibratedTTLSec)))")
         }
     }
 }

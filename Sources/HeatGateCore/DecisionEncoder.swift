@@ -16,20 +16,13 @@ public enum DecisionEncoder {
         w.uint(d.seq)
         w.raw(",\"plan_id\":")
         if let r = p.planIdLiteral {
-            if source[r.lowerBound] == UInt8(ascii: "\"") {
-                w.raw(source, r)
-            } else {
-                // A numeric plan_id is echoed as a string, so readers always compare strings.
-                w.byte(UInt8(ascii: "\""))
-                w.raw(source, r)
-                w.byte(UInt8(ascii: "\""))
-            }
+            stringLiteral(source, r, &w)
         } else {
             writeDerived(p.derivedPlan, &w)
         }
         w.raw(",\"trace_id\":")
         if let r = p.traceIdLiteral {
-            w.raw(source, r)
+            stringLiteral(source, r, &w)
         } else {
             writeTraceId(p.planKey, d.seq, &w)
         }
@@ -72,6 +65,18 @@ public enum DecisionEncoder {
         w.raw(",\"proposal\":")
         w.raw(source, p.object)
         w.byte(UInt8(ascii: "}"))
+    }
+
+    /// Echoes a string literal as it came, and a number as a string of its text (SPEC §3: `plan_id` and
+    /// `trace_id` may be numbers), so readers always compare strings.
+    static func stringLiteral(_ source: UnsafeRawBufferPointer, _ r: Range<Int>, _ w: inout JSONWriter) {
+        if source[r.lowerBound] == UInt8(ascii: "\"") {
+            w.raw(source, r)
+        } else {
+            w.byte(UInt8(ascii: "\""))
+            w.raw(source, r)
+            w.byte(UInt8(ascii: "\""))
+        }
     }
 
     static func action(_ a: Action?, _ p: Proposal, _ source: UnsafeRawBufferPointer, _ w: inout JSONWriter) {

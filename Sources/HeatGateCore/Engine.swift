@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The calibration rules' settings, the part of ``GateConfig`` the engine reads on every proposal.
 public struct Policy: Equatable, Sendable {
     public var mode: Mode
@@ -62,6 +68,11 @@ public struct Decision: Sendable {
     public var planKey: UInt64 = 0
 
     public init() {}
+
+    /// Whether the repeat window keeps this decision (SPEC §2): never a hold for the kill switch or for
+    /// staleness, so the proposal is decided anew once the switch is off or a fresh copy arrives. Such
+    /// holds are not the symbol's latest decision either (``Gate``).
+    public var isRemembered: Bool { reason != .killSwitch && reason != .proposalStale }
 }
 
 /// What one message did to the engine.
@@ -106,6 +117,8 @@ struct SymbolState {
     var riskNano: Int128 = 0
     var ts = 0.0
     var mark: UInt32 = 0
+    /// The gate's clock at the symbol's last message or decision: when it may be reclaimed.
+    var lastActive = 0.0
 }
 
 /// The calibration engine of SPEC §1–§3: a synchronous, deterministic state machine.
@@ -144,15 +157,23 @@ public final class Engine {
     public private(set) var equity: Double?
     /// When the latest equity was valid, epoch seconds.
     public private(set) var equityTs = 0.0
-    let dedupe = DedupeCache()
+    /// The repeat window of SPEC §2: symbol + plan id + action → the `seq` decided, for the TTL.
+    public let repeats: RepeatWindow
     /// Symbols changed by the last state message, for the store to persist.
     public private(set) var dirtySymbols: [Int32] = []
     var generation: UInt32 = 0
     var scratch: [(SymbolKey, Double, Double?)] = []
 
-    public init(policy: Policy = Policy(), maxSymbols: Int = Engine.defaultMaxSymbols) {
+    /// - Parameters:
+    ///   - repeatCapacity: entries of the repeat window; ``RepeatWindow/capacity(ttl:peakRate:)`` sizes it
+    ///     from the configuration.
+    public init(
+        policy: Policy = Policy(), maxSymbols: Int = Engine.defaultMaxSymbols,
+        repeatCapacity: Int = RepeatWindow.capacity(ttl: 300, peakRate: 500)
+    ) {
         self.policy = policy
         self.maxSymbols = maxSymbols
+        repeats = RepeatWindow(capacity: repeatCapacity)
         states.reserveCapacity(1024)
         dirtySymbols.reserveCapacity(64)
     }
@@ -180,8 +201,9 @@ public final class Engine {
     public func heatInputs(now: Double) -> (heat: Double, problem: Reason?) {
         guard let equity else { return (.nan, .equityMissing) }
         if equity <= 0 { return (.nan, .equityInvalid) }
-        let age = now - equityTs
-        if age > policy.stateMaxAgeSec || -age > Self.futureToleranceSec { return (.nan, .equityStale) }
+        // A state time ahead of the gate's clock is fresh (SPEC §3): the producer's clock is ahead, which
+        // p26_clock_skew_seconds shows; failing every full close closed for it would be worse.
+        if now - equityTs > policy.stateMaxAgeSec { return (.nan, .equityStale) }
         if openWithoutSigma > 0 { return (.nan, .sigmaMissing) }
         return (totalRiskUSD / max(equity, 1), nil)
     }
@@ -195,15 +217,24 @@ public final class Engine {
 
     /// Seconds since the latest equity, `nan` when there is none.
     public func equityAge(now: Double) -> Double {
-        equity == nil ? .nan : now - equityTs
+        equity == nil ? .nan : max(0, now - equityTs)
+    }
+
+    /// The largest amount by which a state message's `ts` lay ahead of the gate's clock, in seconds.
+    public private(set) var maxClockSkew = 0.0
+
+    @inline(__always)
+    func observeSkew(_ ts: Double, now: Double) {
+        if ts - now > maxClockSkew { maxClockSkew = ts - now }
     }
 
     // MARK: - Restoring
 
     /// Puts back one symbol's state, as the store held it.
     /// - Throws: ``Rejection`` when the book is full.
-    public func restore(_ s: SymbolSnapshot) throws(Rejection) {
-        let id = try intern(s.symbol)
+    /// - Parameter now: the clock at the restart; the symbol counts as active then.
+    public func restore(_ s: SymbolSnapshot, now: Double) throws(Rejection) {
+        let id = try intern(s.symbol, now: now)
         setPosition(id, notional: s.notional, sigma: s.sigma, ts: s.ts)
         if let p = s.price { states[Int(id)].price = p }
         dirtySymbols.removeAll(keepingCapacity: true)
@@ -216,8 +247,8 @@ public final class Engine {
     }
 
     /// Remembers a decision made before a restart so that its `plan_id` is not decided twice.
-    public func rememberDecision(planKey: UInt64, seq: UInt64, expiresAt: Double) {
-        dedupe.insert(planKey, seq: seq, expiresAt: expiresAt)
+    public func rememberDecision(planKey: UInt64, seq: UInt64, expiresAt: Double, now: Double) {
+        repeats.insert(planKey, seq: seq, expiresAt: expiresAt, now: now)
     }
 
     // MARK: - Processing
@@ -254,10 +285,13 @@ public final class Engine {
         let t = type.content
         if b.equals(t, "proposal") {
             let p = try parseProposal(b, &fields, now: now)
-            if let seq = dedupe.lookup(p.planKey, now: now) { return .duplicate(seq: seq, p) }
+            // Rule 1 comes before the repeat window: a repeat while the switch is on is held like any
+            // proposal (SPEC §2), never republished with its old action.
+            if !killSwitch, let seq = repeats.lookup(p.planKey, now: now) { return .duplicate(seq: seq, p) }
             let d = decide(p, now: now)
-            // A kill-switch hold is not remembered: once the switch is off, a republished plan is decided.
-            if d.reason != .killSwitch { dedupe.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt) }
+            // Holds for the kill switch or staleness are not remembered: once the switch is off, or when a
+            // fresh copy arrives, the proposal is decided anew.
+            if d.isRemembered { repeats.insert(p.planKey, seq: d.seq, expiresAt: d.expiresAt, now: now) }
             return .decision(d, p)
         }
         dirtySymbols.removeAll(keepingCapacity: true)
@@ -272,6 +306,7 @@ public final class Engine {
         if b.equals(t, "portfolio") {
             let e = try required(b, fields.equity, "equity_usd")
             let ts = try readOptionalNumber(b, fields.ts, "ts") ?? now
+            observeSkew(ts, now: now)
             equity = e
             equityTs = ts
             return .state(.portfolio)
@@ -288,29 +323,55 @@ public final class Engine {
         return try readNumber(b, v, field)
     }
 
-    func readSymbol(_ b: UnsafeRawBufferPointer, _ v: JSONValue?) throws(Rejection) -> SymbolKey {
-        guard let v, v.kind != .null else { throw Rejection(.missingField, field: "symbol") }
-        guard v.kind == .string else { throw Rejection(.wrongType, field: "symbol", "expected a string") }
-        if v.hasEscapes {
-            guard let raw = unescapeJSONString(b, v.content),
-                let key = raw.withUnsafeBytes({ SymbolKey(bytes: $0, range: 0..<$0.count) })
-            else { throw Rejection(.badSymbol, field: "symbol", "expected 1-32 of [A-Za-z0-9._:/-]") }
-            return key
+    func intern(_ key: SymbolKey, now: Double) throws(Rejection) -> Int32 {
+        if let id = symbols.find(key) {
+            states[Int(id)].lastActive = now
+            return id
         }
-        guard let key = SymbolKey(bytes: b, range: v.content) else {
-            throw Rejection(.badSymbol, field: "symbol", "expected 1-32 of [A-Za-z0-9._:/-]")
-        }
-        return key
-    }
-
-    func intern(_ key: SymbolKey) throws(Rejection) -> Int32 {
-        if let id = symbols.find(key) { return id }
+        if symbols.count >= maxSymbols { reclaimSymbols(now: now) }
         guard symbols.count < maxSymbols else {
             throw Rejection(.tooManySymbols, field: "symbol", "the book holds \(maxSymbols) symbols")
         }
         let (id, _) = symbols.intern(key)
-        states.append(SymbolState())
+        if Int(id) == states.count {
+            states.append(SymbolState())
+        } else {
+            states[Int(id)] = SymbolState()
+        }
+        states[Int(id)].lastActive = now
         return id
+    }
+
+    /// How long a symbol must have been idle, with no position, before its slot may be reused: it then has
+    /// no decision within the TTL and no state the heat could need.
+    var reclaimAfterSec: Double { max(policy.calibratedTTLSec, policy.stateMaxAgeSec) }
+
+    /// Frees every symbol with no position that has seen no message and no decision for
+    /// ``reclaimAfterSec`` (SPEC §3: a full table must not refuse new symbols for ever). Runs only when the
+    /// table is full, so its O(symbols) cost is paid once per `maxSymbols` new symbols at most.
+    func reclaimSymbols(now: Double) {
+        let idle = reclaimAfterSec
+        var freed: [Int32] = []
+        for id in 0..<states.count where symbols.isLive(Int32(id)) {
+            let s = states[id]
+            if s.notional == 0 && now - s.lastActive > idle { freed.append(Int32(id)) }
+        }
+        guard !freed.isEmpty else { return }
+        for id in freed { reclaimedSymbols.append(symbols.keys[Int(id)]) }
+        symbols.remove(freed)
+        for id in freed { states[Int(id)] = SymbolState() }
+        reclaimedTotal &+= UInt64(freed.count)
+    }
+
+    /// Symbols freed since the store last took them (their `book` rows are deleted in the next commit).
+    public private(set) var reclaimedSymbols: [SymbolKey] = []
+    /// Symbols freed since start.
+    public private(set) var reclaimedTotal: UInt64 = 0
+
+    /// Hands the freed symbols to the store.
+    public func takeReclaimedSymbols() -> [SymbolKey] {
+        defer { reclaimedSymbols.removeAll(keepingCapacity: true) }
+        return reclaimedSymbols
     }
 
     func checkedNotional(_ b: UnsafeRawBufferPointer, _ f: Fields) throws(Rejection) -> Double {
@@ -334,8 +395,9 @@ public final class Engine {
         let n = try checkedNotional(b, f)
         let sigma = try checkedSigma(b, f.sigma ?? f.volatility, f.sigma != nil ? "sigma" : "volatility")
         let ts = try readOptionalNumber(b, f.ts, "ts") ?? now
-        let id = try intern(key)
+        let id = try intern(key, now: now)
         setPosition(id, notional: n, sigma: sigma, ts: ts)
+        observeSkew(ts, now: now)
     }
 
     func applyBook(_ b: UnsafeRawBufferPointer, _ f: Fields, now: Double) throws(Rejection) {
@@ -362,12 +424,17 @@ public final class Engine {
             scratch.append((key, n, sigma))
         }
         // Check everything before changing anything: the replacement is atomic.
+        if symbols.count + newSymbols > maxSymbols {
+            reclaimSymbols(now: now)
+            newSymbols = scratch.reduce(0) { n, e in symbols.find(e.0) == nil ? n + 1 : n }
+        }
         guard symbols.count + newSymbols <= maxSymbols else {
             throw Rejection(.tooManySymbols, field: "positions", "the book holds \(maxSymbols) symbols")
         }
         generation &+= 1
+        observeSkew(ts, now: now)
         for (key, n, sigma) in scratch {
-            let id = try intern(key)
+            let id = try intern(key, now: now)
             setPosition(id, notional: n, sigma: sigma, ts: ts)
             states[Int(id)].mark = generation
         }
@@ -383,7 +450,8 @@ public final class Engine {
         guard sigma != nil || price != nil else { throw Rejection(.missingField, field: "sigma", "sigma or price") }
         if let price, price < 0 { throw Rejection(.negative, field: "price", "price must be >= 0") }
         let ts = try readOptionalNumber(b, f.ts, "ts") ?? now
-        let id = try intern(key)
+        observeSkew(ts, now: now)
+        let id = try intern(key, now: now)
         if let price { states[Int(id)].price = price }
         if sigma != nil {
             setPosition(id, notional: states[Int(id)].notional, sigma: sigma, ts: ts)
@@ -418,98 +486,29 @@ public final class Engine {
     // MARK: - Proposals
 
     func parseProposal(_ b: UnsafeRawBufferPointer, _ f: inout Fields, now: Double) throws(Rejection) -> Proposal {
-        let key = try readSymbol(b, f.symbol)
-        guard let actionValue = f.harvestAction ?? f.action, actionValue.kind != .null else {
-            throw Rejection(.missingField, field: "harvest_action")
-        }
-        guard actionValue.kind == .string else {
-            throw Rejection(
-                .wrongType, field: f.harvestAction != nil ? "harvest_action" : "action", "expected a string")
-        }
-        let action: Action?
-        if actionValue.hasEscapes, let raw = unescapeJSONString(b, actionValue.content) {
-            action = raw.withUnsafeBytes { Action(bytes: $0, range: 0..<$0.count) }
-        } else {
-            action = Action(bytes: b, range: actionValue.content)
-        }
-        // Proposal time: the first present of these; never `ts`, which the producer uses for trend strength.
-        var time: Double?
-        if let v = f.tsEpoch, v.kind != .null {
-            time = try readEpoch(b, v, "ts_epoch")
-        } else if let v = f.timestamp, v.kind != .null {
-            time = try readEpoch(b, v, "timestamp")
-        } else if let v = f.lastUpdateEpoch, v.kind != .null {
-            time = try readEpoch(b, v, "last_update_epoch")
-        } else if let v = f.computedAtUTC, v.kind != .null {
-            guard v.kind == .string, !v.hasEscapes, let t = parseISO8601(b, v.content) else {
-                throw Rejection(.badTimestamp, field: "computed_at_utc", "expected ISO-8601 UTC")
-            }
-            time = t
-        }
+        let identity = try ProposalIdentity(b, f)
         var traceLiteral: Range<Int>?
-        if let v = f.traceId, v.kind != .null {
-            guard v.kind == .string else { throw Rejection(.wrongType, field: "trace_id", "expected a string") }
-            guard v.content.count <= 128 else { throw Rejection(.planIdTooLong, field: "trace_id", "over 128 bytes") }
+        if let v = f.traceId {
+            // A string or a number, kept as text (SPEC §3).
+            guard v.kind == .string || v.kind == .number else {
+                throw Rejection(.wrongType, field: "trace_id", "expected a string or a number")
+            }
+            guard v.content.count <= 128 else {
+                throw Rejection(.traceIdTooLong, field: "trace_id", "over 128 bytes")
+            }
             traceLiteral = v.range
         }
-        var planLiteral: Range<Int>?
-        var planKey: UInt64
-        var derived: UInt64 = 0
-        if let v = f.planId, v.kind != .null {
-            guard v.kind == .string || v.kind == .number else {
-                throw Rejection(.wrongType, field: "plan_id", "expected a string")
-            }
-            if v.hasEscapes {
-                guard let raw = unescapeJSONString(b, v.content) else {
-                    throw Rejection(.notJSON, field: "plan_id", "bad escape")
-                }
-                guard raw.count <= 128 else { throw Rejection(.planIdTooLong, field: "plan_id", "over 128 bytes") }
-                planKey = raw.withUnsafeBytes { hashBytes($0, 0..<$0.count) }
-            } else {
-                guard v.content.count <= 128 else {
-                    throw Rejection(.planIdTooLong, field: "plan_id", "over 128 bytes")
-                }
-                guard v.content.count > 0 else { throw Rejection(.missingField, field: "plan_id", "empty") }
-                planKey = hashBytes(b, v.content)
-            }
-            planLiteral = v.range
-        } else {
-            // A republished identical proposal gets the same id.
-            if let time {
-                var h = key.withBytes { hashBytes($0, 0..<$0.count) }
-                h = hashBytes(b, actionValue.content, seed: h)
-                derived = mix64(h ^ UInt64(bitPattern: Int64((time * 1000).rounded())))
-            } else {
-                derived = mix64(contentHash(b) ^ 0x5EED)
-            }
-            planKey = derivedPlanKey(derived)
-        }
-        let id = try intern(key)
+        let id = try intern(identity.symbol, now: now)
         return Proposal(
-            symbolId: id, action: action, actionLiteral: actionValue.range, planKey: planKey,
-            planIdLiteral: planLiteral, derivedPlan: derived, traceIdLiteral: traceLiteral, time: time,
-            object: 0..<b.count)
-    }
-
-    /// An order-independent hash of every member but `type`, `at`, `plan_id` and `trace_id`: the derived
-    /// id of a proposal with neither `plan_id` nor a time. A second pass, paid only by such proposals.
-    func contentHash(_ b: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0
-        guard var it = try? JSONObjectIterator(b) else { return 0 }
-        while let m = try? it.next() {
-            let k = m.key
-            if b.equals(k, "type") || b.equals(k, "at") || b.equals(k, "plan_id") || b.equals(k, "trace_id") {
-                continue
-            }
-            h = h &+ mix64(hashBytes(b, m.value.range, seed: hashBytes(b, k)))
-        }
-        return h
+            symbolId: id, action: identity.action, actionLiteral: identity.actionValue.range,
+            planKey: identity.repeatKey, planIdLiteral: identity.planLiteral, derivedPlan: identity.derived,
+            traceIdLiteral: traceLiteral, time: identity.time, object: 0..<b.count)
     }
 
     /// Decides one parsed proposal (SPEC §2): the hot path. Allocates nothing.
     ///
-    /// The plan's dedupe entry is recorded by ``process(_:now:)``, which looks it up first; a caller that
-    /// decides directly (benchmarks, tests) bypasses dedupe.
+    /// The repeat window is consulted and filled by ``process(_:now:)``; a caller that decides directly
+    /// (benchmarks, tests) bypasses it.
     public func decide(_ p: Proposal, now: Double) -> Decision {
         var d = Decision()
         d.seq = nextSeq
@@ -525,7 +524,7 @@ public final class Engine {
         d.totalRisk = totalRiskUSD
         if let e = equity {
             d.equity = e
-            d.equityAge = now - equityTs
+            d.equityAge = max(0, now - equityTs)
         }
         let (heat, problem) = heatInputs(now: now)
         d.inputProblem = problem
@@ -584,14 +583,6 @@ func nanoDollars(_ usd: Double) -> Int128 {
     return Int128(x)
 }
 
-/// The dedupe key of a derived plan id: the hash of its text, like any other `plan_id`.
-func derivedPlanKey(_ derived: UInt64) -> UInt64 {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 19) { buf in
-        writeDerivedPlanId(derived, into: buf)
-        return hashBytes(UnsafeRawBufferPointer(buf), 0..<19)
-    }
-}
-
 /// Writes `hg-` and 16 lowercase hex digits.
 func writeDerivedPlanId(_ v: UInt64, into buf: UnsafeMutableBufferPointer<UInt8>) {
     buf[0] = UInt8(ascii: "h")
@@ -603,62 +594,99 @@ func writeDerivedPlanId(_ v: UInt64, into buf: UnsafeMutableBufferPointer<UInt8>
 @inline(__always)
 func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v + 48 : v + 87 }
 
-/// Remembers recent `plan_id`s and their `seq` for the TTL window, in fixed memory.
+/// Remembers the proposals decided within the TTL (SPEC §2, repeats) and their `seq`, in fixed memory.
 ///
-/// Four-way set associative over 32 768 sets (131 072 entries, 4 MiB). A set is one 128-byte-aligned
-/// block of four 32-byte entries (key, seq, expiry), so a lookup or an insert touches two adjacent cache
-/// lines, which the adjacent-line prefetcher fetches together, and never allocates. (Three parallel arrays
-/// of keys, seqs and expiries cost three cache misses per new plan: bench P1 measured ≈400 ns a decision
-/// with a distinct plan each time against ≈85 ns with the cache warm.) When a set is full of unexpired
-/// entries the one expiring first is replaced, so under a flood of distinct ids the window shortens rather
-/// than memory growing.
-final class DedupeCache {
+/// Sets of four 24-byte entries (key, seq, expiry); each key has two candidate sets, from two halves of
+/// its (already mixed) bits, and goes to the one with a free slot — "two-choice" hashing, which holds
+/// close to its capacity with almost no overflow, where one set per key overflows at a few percent of it
+/// (the 0.1 design forgot plans within their TTL from about 440 plans/s with 131 072 entries). The window
+/// is sized from the TTL and `P26_REPEAT_PEAK_RATE` with twice the room needed
+/// (``capacity(ttl:peakRate:)``). Beyond that, when both sets are full of unexpired entries, the entry
+/// expiring first is replaced and ``evictions`` counts it: that plan, re-sent within its TTL, is decided
+/// again under a new `seq` (with the same inputs, the same action). A lookup touches at most two sets and
+/// never allocates.
+public final class RepeatWindow {
     struct Entry {
         var key: UInt64
         var seq: UInt64
         var expires: Double
-        var unused: UInt64
     }
 
     static let ways = 4
     let setMask: Int
     let entries: UnsafeMutablePointer<Entry>
+    /// Entries in all.
+    public let capacity: Int
+    /// Plans replaced before their expiry because both of their sets were full (`p26_repeat_window_evictions_total`).
+    public private(set) var evictions: UInt64 = 0
 
-    init(sets: Int = 32_768) {
-        precondition(sets > 0 && sets & (sets - 1) == 0, "sets must be a power of two")
-        setMask = sets - 1
-        let count = sets * Self.ways
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: count * MemoryLayout<Entry>.stride, alignment: Self.ways * MemoryLayout<Entry>.stride)
-        entries = raw.bindMemory(to: Entry.self, capacity: count)
-        entries.initialize(repeating: Entry(key: 0, seq: 0, expires: 0, unused: 0), count: count)
+    /// The most entries a window may have (192 MiB): `P26_REPEAT_PEAK_RATE` × TTL is bounded to half of it.
+    public static let maxCapacity = 1 << 23
+
+    /// The entries for a TTL and a peak rate of distinct proposals: twice `ttl × peakRate`, rounded up to a
+    /// power of two, at least 4 096 and at most ``maxCapacity``.
+    public static func capacity(ttl: Double, peakRate: Double) -> Int {
+        let wanted = 2 * ttl * peakRate
+        guard wanted.isFinite, wanted < Double(maxCapacity) else { return maxCapacity }
+        var n = 4096
+        while Double(n) < wanted { n <<= 1 }
+        return n
     }
 
-    deinit { entries.deallocate() }
+    /// - Parameter capacity: entries; rounded up to a power of two of at least 8.
+    public init(capacity: Int) {
+        var n = 8
+        while n < capacity && n < Self.maxCapacity { n <<= 1 }
+        self.capacity = n
+        setMask = n / Self.ways - 1
+        // calloc: key 0 is "empty", and the pages stay untouched (not resident) until a key lands there.
+        guard let raw = calloc(n, MemoryLayout<Entry>.stride) else { fatalError("out of memory for the repeat window") }
+        entries = raw.bindMemory(to: Entry.self, capacity: n)
+    }
+
+    deinit { free(entries) }
 
     @inline(__always)
-    func set(_ key: UInt64) -> UnsafeMutablePointer<Entry> {
-        entries + (Int(truncatingIfNeeded: mix64(key)) & setMask) * Self.ways
+    func sets(_ k: UInt64) -> (UnsafeMutablePointer<Entry>, UnsafeMutablePointer<Entry>) {
+        let a = Int(truncatingIfNeeded: k) & setMask
+        var b = Int(truncatingIfNeeded: k >> 32) & setMask
+        if b == a { b = (a ^ 1) & setMask }
+        return (entries + a * Self.ways, entries + b * Self.ways)
     }
 
-    func lookup(_ key: UInt64, now: Double) -> UInt64? {
+    /// The `seq` decided for `key`, if it has not expired at `now`.
+    @inline(__always)
+    public func lookup(_ key: UInt64, now: Double) -> UInt64? {
         let k = key == 0 ? 1 : key
-        let e = set(k)
-        for w in 0..<Self.ways where e[w].key == k && e[w].expires > now { return e[w].seq }
+        let (a, b) = sets(k)
+        for w in 0..<Self.ways where a[w].key == k && a[w].expires > now { return a[w].seq }
+        for w in 0..<Self.ways where b[w].key == k && b[w].expires > now { return b[w].seq }
         return nil
     }
 
-    func insert(_ key: UInt64, seq: UInt64, expiresAt: Double) {
+    /// Remembers `key` until `expiresAt`, in an empty or expired slot of its two sets when there is one;
+    /// otherwise in place of the entry expiring first, counted in ``evictions``.
+    public func insert(_ key: UInt64, seq: UInt64, expiresAt: Double, now: Double) {
         let k = key == 0 ? 1 : key
-        let e = set(k)
-        var victim = 0
+        let (a, b) = sets(k)
         for w in 0..<Self.ways {
-            if e[w].key == k {
-                victim = w
-                break
+            if a[w].key == k {
+                a[w] = Entry(key: k, seq: seq, expires: expiresAt)
+                return
             }
-            if e[w].expires < e[victim].expires { victim = w }
+            if b[w].key == k {
+                b[w] = Entry(key: k, seq: seq, expires: expiresAt)
+                return
+            }
         }
-        e[victim] = Entry(key: k, seq: seq, expires: expiresAt, unused: 0)
+        // The entry expiring first among the eight candidates; empty slots (expires 0) come first.
+        var victim = a
+        for w in 0..<Self.ways {
+            if a[w].expires < victim.pointee.expires { victim = a + w }
+            if b[w].expires < victim.pointee.expires { victim = b + w }
+        }
+        let live = victim.pointee.key != 0 && victim.pointee.expires > now
+        if live { evictions &+= 1 }
+        victim.pointee = Entry(key: k, seq: seq, expires: expiresAt)
     }
 }

@@ -8,6 +8,7 @@ public enum RejectReason: String, CaseIterable, Sendable {
     case wrongType = "wrong_type"
     case badSymbol = "bad_symbol"
     case planIdTooLong = "plan_id_too_long"
+    case traceIdTooLong = "trace_id_too_long"
     case nonFinite = "non_finite_number"
     case negative = "negative_value"
     case frameTooLarge = "frame_too_large"
@@ -96,9 +97,18 @@ struct Fields {
     var equity: JSONValue?
     var price: JSONValue?
 
+    /// Notes one member. An optional field whose value is `null`, `""` or `"None"` counts as absent
+    /// (SPEC §3), so it is not recorded and the next alternative (`action` after `harvest_action`, the next
+    /// time field, a derived `plan_id`) applies; `type` and `symbol` are kept whatever they hold, so that
+    /// their own rejection names them.
     @inline(__always)
     mutating func record(_ b: UnsafeRawBufferPointer, _ m: JSONMember) {
         let k = m.key
+        if isAbsent(b, m.value) {
+            if k.count == 4 && b.equals(k, "type") { type = m.value }
+            if k.count == 6 && b.equals(k, "symbol") { symbol = m.value }
+            return
+        }
         switch k.count {
         case 2:
             if b.equals(k, "ts") { ts = m.value }
@@ -137,6 +147,22 @@ struct Fields {
 }
 
 // MARK: - Reading typed values
+
+/// Reads a symbol (SPEC §3: 1–32 of `[A-Za-z0-9._:/-]`).
+func readSymbol(_ b: UnsafeRawBufferPointer, _ v: JSONValue?) throws(Rejection) -> SymbolKey {
+    guard let v, v.kind != .null else { throw Rejection(.missingField, field: "symbol") }
+    guard v.kind == .string else { throw Rejection(.wrongType, field: "symbol", "expected a string") }
+    if v.hasEscapes {
+        guard let raw = unescapeJSONString(b, v.content),
+            let key = raw.withUnsafeBytes({ SymbolKey(bytes: $0, range: 0..<$0.count) })
+        else { throw Rejection(.badSymbol, field: "symbol", "expected 1-32 of [A-Za-z0-9._:/-]") }
+        return key
+    }
+    guard let key = SymbolKey(bytes: b, range: v.content) else {
+        throw Rejection(.badSymbol, field: "symbol", "expected 1-32 of [A-Za-z0-9._:/-]")
+    }
+    return key
+}
 
 /// Reads a number, or a numeric string (producers that used Redis hashes send strings).
 func readNumber(_ b: UnsafeRawBufferPointer, _ v: JSONValue, _ field: String) throws(Rejection) -> Double {

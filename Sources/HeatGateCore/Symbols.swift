@@ -9,6 +9,9 @@ public struct SymbolKey: Hashable, Sendable, CustomStringConvertible {
     var w3: UInt64 = 0
     public private(set) var count: UInt8 = 0
 
+    /// The empty key: never a valid symbol, it marks a freed slot of the symbol table.
+    init() {}
+
     /// Reads a symbol from raw bytes.
     ///
     /// - Returns: `nil` unless the bytes are 1–32 characters of `[A-Za-z0-9._:/-]`.
@@ -109,6 +112,8 @@ struct SymbolTable {
     private var slots: [Int32]
     private(set) var keys: [SymbolKey] = []
     private var mask: Int
+    /// Ids freed by ``remove(_:)``, reused first; their `keys` entry is the empty key, which no symbol equals.
+    private var free: [Int32] = []
 
     init(capacity: Int = 1024) {
         var n = 16
@@ -118,7 +123,11 @@ struct SymbolTable {
         keys.reserveCapacity(capacity)
     }
 
-    var count: Int { keys.count }
+    /// Symbols held.
+    var count: Int { keys.count - free.count }
+
+    /// Whether `id` holds a symbol (it is not a freed id).
+    func isLive(_ id: Int32) -> Bool { keys[Int(id)].count > 0 }
 
     /// The id of `key`, if known.
     func find(_ key: SymbolKey) -> Int32? {
@@ -131,14 +140,29 @@ struct SymbolTable {
         }
     }
 
-    /// The id of `key`, adding it when new.
+    /// The id of `key`, adding it when new (in a freed id when there is one).
     mutating func intern(_ key: SymbolKey) -> (id: Int32, isNew: Bool) {
         if let id = find(key) { return (id, false) }
+        if let id = free.popLast() {
+            keys[Int(id)] = key
+            insertSlot(key, id)
+            return (id, true)
+        }
         if (keys.count + 1) * 2 > slots.count { grow() }
         let id = Int32(keys.count)
         keys.append(key)
         insertSlot(key, id)
         return (id, true)
+    }
+
+    /// Frees `ids` for reuse: the probe table is rebuilt from the symbols that stay (linear probing has no
+    /// cheap single delete), which costs O(capacity) once for the whole set.
+    mutating func remove(_ ids: [Int32]) {
+        for id in ids where keys[Int(id)].count > 0 {
+            keys[Int(id)] = SymbolKey()
+            free.append(id)
+        }
+        rehash(size: slots.count)
     }
 
     private mutating func insertSlot(_ key: SymbolKey, _ id: Int32) {
@@ -147,10 +171,11 @@ struct SymbolTable {
         slots[i] = id
     }
 
-    private mutating func grow() {
-        let n = slots.count * 2
+    private mutating func grow() { rehash(size: slots.count * 2) }
+
+    private mutating func rehash(size n: Int) {
         slots = Array(repeating: -1, count: n)
         mask = n - 1
-        for (id, key) in keys.enumerated() { insertSlot(key, Int32(id)) }
+        for (id, key) in keys.enumerated() where key.count > 0 { insertSlot(key, Int32(id)) }
     }
 }

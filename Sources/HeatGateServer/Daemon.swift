@@ -72,6 +72,9 @@ public final class Daemon {
     let startedAt: Double
     let startedMono: UInt64
     var rejectLog = RateLimiter(perSecond: 20)
+    var loggedUnreadableSwitch = false
+    var loggedEvictions: UInt64 = 0
+    var lastEvictionLog: UInt64 = 0
 
     public init(source: ConfigSource) throws {
         self.source = source
@@ -170,6 +173,7 @@ public final class Daemon {
                 "metrics": "\(config.metricsBind):\(http.port)", "state_dir": config.stateDir,
                 "curve": zap == nil ? "off" : "on (\(config.curveAllowedClients.count) client keys)",
                 "next_seq": "\(gate.engine.nextSeq)", "kill_switch": "\(gate.engine.killSwitch)",
+                "repeat_window": "\(gate.repeatCapacity)", "repeats_restored": "\(gate.restoredRepeats)",
             ])
         signals.ready.store(true, ordering: .relaxed)
 
@@ -255,7 +259,11 @@ public final class Daemon {
             }
             let now = monotonicNanos()
             if now >= nextObserve {
+                // The switch is read here too, not only when a batch begins, so `status`, the heartbeat and
+                // p26_kill_switch show `heatgate kill on` within 100 ms while no proposal comes.
+                refreshKillSwitch(gate)
                 metrics.observe(gate.engine, now: wallClock())
+                warnOfEvictions(gate)
                 nextObserve = now + 100_000_000
             }
             if config.heartbeatSec > 0 && now >= nextHeartbeat {
@@ -284,6 +292,35 @@ public final class Daemon {
             drained += Int(handled)
         }
         publishHeartbeat(gate, pub, &heartbeat)
+    }
+
+    /// Reads the stored kill switch; an unreadable record counts as on and is logged once per change.
+    func refreshKillSwitch(_ gate: Gate) {
+        let unreadable = gate.refreshKillSwitch()
+        if unreadable != loggedUnreadableSwitch {
+            loggedUnreadableSwitch = unreadable
+            if unreadable {
+                logger.error(
+                    "kill switch record unreadable; holding every proposal until it is rewritten",
+                    ["fix": "heatgate kill on|off --reason R"])
+            } else {
+                logger.notice("kill switch record readable again", ["on": "\(gate.engine.killSwitch)"])
+            }
+        }
+    }
+
+    /// Logs, at most every 10 s, that the repeat window forgot decisions within their TTL.
+    func warnOfEvictions(_ gate: Gate) {
+        let evictions = gate.engine.repeats.evictions
+        guard evictions > loggedEvictions, monotonicNanos() &- lastEvictionLog > 10_000_000_000 else { return }
+        logger.warning(
+            "repeat window full: decisions forgotten before their TTL are decided again if re-sent",
+            [
+                "evictions": "\(evictions)", "capacity": "\(gate.engine.repeats.capacity)",
+                "fix": "raise P26_REPEAT_PEAK_RATE (restart needed)",
+            ])
+        loggedEvictions = evictions
+        lastEvictionLog = monotonicNanos()
     }
 
     /// Receives up to ``batchLimit`` queued messages, decides them, commits once, then publishes.
@@ -362,6 +399,7 @@ public final class Daemon {
     }
 
     func publishHeartbeat(_ gate: Gate, _ pub: Socket, _ w: inout JSONWriter) {
+        refreshKillSwitch(gate)
         let now = wallClock()
         var hb = Heartbeat()
         let e = gate.engine
@@ -435,6 +473,7 @@ public final class Daemon {
         let cmd = request?["cmd"]?.string ?? ""
         switch cmd {
         case "status":
+            refreshKillSwitch(gate)
             statusJSON(gate, metricsPort: metricsPort, into: &reply)
         case "mode":
             let wanted = request?["mode"]?.string?.lowercased()

@@ -55,6 +55,8 @@ public final class Gate {
     var stateSymbols: [Int32] = []
     var stateMessages: [UInt8] = []
     var equityDirty = false
+    /// Symbols the engine freed whose book rows the next commit deletes.
+    var reclaimed: [SymbolKey] = []
     var scratch = JSONWriter(capacity: 512)
     /// The TTL and retention sweeps, one chunk folded into each batch's commit while due.
     public var sweeper: Sweeper
@@ -73,7 +75,8 @@ public final class Gate {
         store = try GateStore(directory: directory ?? config.stateDir, mapSizeMB: config.mapSizeMB, durable: durable)
         mapBytes = config.mapSizeMB << 20
         self.metrics = metrics
-        engine = Engine(policy: Policy(config))
+        repeatCapacity = RepeatWindow.capacity(ttl: config.calibratedTTLSec, peakRate: config.repeatPeakRate)
+        engine = Engine(policy: Policy(config), repeatCapacity: repeatCapacity)
         sweeper = Sweeper(retention: config.journalRetentionSec)
         nextEvent = 1
         try rebuild(now: now)
@@ -84,19 +87,41 @@ public final class Gate {
 
     /// Reloads the engine from the store: at start, and after a batch that could not be persisted.
     func rebuild(now: Double) throws {
-        let restored = try store.restore(now: now)
-        let fresh = Engine(policy: engine.policy)
+        let restored = try store.restore(now: now, repeatLimit: repeatCapacity)
+        let fresh = Engine(policy: engine.policy, repeatCapacity: repeatCapacity)
         fresh.nextSeq = restored.nextSeq
         fresh.killSwitch = restored.killSwitch.on
+        killSwitchUnreadable = restored.killSwitch.unreadable
         if let e = restored.equity { fresh.restoreEquity(e.value, ts: e.ts) }
         for s in restored.symbols {
-            do { try fresh.restore(s) } catch { continue }
+            do { try fresh.restore(s, now: now) } catch { continue }
         }
         for p in restored.recentPlans.reversed() {
-            fresh.rememberDecision(planKey: p.planKey, seq: p.seq, expiresAt: p.expiresAt)
+            fresh.rememberDecision(planKey: p.planKey, seq: p.seq, expiresAt: p.expiresAt, now: now)
         }
+        restoredRepeats = restored.recentPlans.count
         engine = fresh
         nextEvent = restored.nextEvent
+    }
+
+    /// Entries of the repeat window (from `P26_CALIBRATED_TTL_SEC` and `P26_REPEAT_PEAK_RATE` at start).
+    public let repeatCapacity: Int
+    /// Repeat-window entries read back from the journal at the last restore.
+    public private(set) var restoredRepeats = 0
+    /// Whether the stored kill-switch record was unreadable at the last read (it then counts as on).
+    public private(set) var killSwitchUnreadable = false
+
+    /// Reads the kill switch from the store into the engine, so a switch set by `heatgate kill` (even from
+    /// another process) holds from the next proposal on, and shows in `status`, the heartbeat and
+    /// `p26_kill_switch` even while no proposal comes (the daemon calls this at least every 100 ms).
+    /// - Returns: whether the stored record is unreadable (counted as on), for the daemon to log.
+    @discardableResult
+    public func refreshKillSwitch() -> Bool {
+        if let flags = try? store.environment.read({ txn in try store.killSwitchFlags(txn) }) {
+            engine.killSwitch = flags.on
+            killSwitchUnreadable = flags.unreadable
+        }
+        return killSwitchUnreadable
     }
 
     /// Applies a new policy (mode, thresholds, bucket actions) from the next message on.
@@ -114,7 +139,7 @@ public final class Gate {
         stateSymbols.removeAll(keepingCapacity: true)
         stateMessages.removeAll(keepingCapacity: true)
         equityDirty = false
-        if let on = try? store.environment.read({ txn in try store.killSwitch(txn) }) { engine.killSwitch = on }
+        refreshKillSwitch()
     }
 
     /// Handles one message within the batch.
@@ -124,10 +149,11 @@ public final class Gate {
         case .decision(let d, let p):
             let start = out.count
             DecisionEncoder.encode(d, proposal: p, source: bytes, symbol: engine.symbol(d.symbolId), into: &out)
-            // A kill-switch hold is journaled and published, but is not the symbol's latest decision: while
-            // the switch is on the Apply Layer executes nothing anyway (it reads the switch), and once it is
-            // off the hold must not keep blocking the exit for the rest of the TTL.
-            pendingDecisions.append((d.seq, d.symbolId, d.expiresAt, start..<out.count, d.reason != .killSwitch))
+            // A hold for the kill switch or staleness is journaled and published, but is not the symbol's
+            // latest decision: while the switch is on the Apply Layer executes nothing anyway (it reads the
+            // switch), and once it is off, or a fresh copy comes, the hold must not keep blocking the exit
+            // for the rest of the TTL.
+            pendingDecisions.append((d.seq, d.symbolId, d.expiresAt, start..<out.count, d.isRemembered))
             published.append(Published(symbolId: d.symbolId, seq: d.seq, payload: start..<out.count, duplicate: false))
             metrics.record(d)
             return .decision(d)
@@ -158,12 +184,18 @@ public final class Gate {
     ///   stored: its decisions are dropped and the engine is rebuilt from the store.
     /// - Throws: only when even the rebuild fails (the store is unreadable).
     public func commit(now: Double) throws -> Bool {
-        if pendingDecisions.isEmpty && stateWrites.isEmpty && !published.contains(where: \.duplicate) { return true }
+        reclaimed.append(contentsOf: engine.takeReclaimedSymbols())
+        if pendingDecisions.isEmpty && stateWrites.isEmpty && reclaimed.isEmpty
+            && !published.contains(where: \.duplicate)
+        {
+            return true
+        }
         var lastError: (any Error)?
         var sweeping = sweeper.due
         for _ in 0..<8 {
             do {
                 let chunk = try writeBatch(now: now, sweeping: sweeping)
+                reclaimed.removeAll(keepingCapacity: true)
                 metrics.storeWrites.add()
                 if let chunk { finishSweep(chunk) }
                 return true
@@ -183,6 +215,8 @@ public final class Gate {
         metrics.storeWriteFailures.add()
         lastStoreError = (lastError.map { "\($0)" } ?? "unknown") + diskSpaceNote()
         published.removeAll(keepingCapacity: true)
+        // The rebuilt engine has the reclaimed symbols back from the store, rows and all.
+        reclaimed.removeAll(keepingCapacity: true)
         try rebuild(now: now)
         return false
     }
@@ -209,6 +243,8 @@ public final class Gate {
     func writeBatch(now: Double, sweeping: Bool) throws -> Sweeper.Chunk? {
         let txn = try store.environment.beginWrite()
         // On any throw below, `txn` is dropped, which aborts it.
+        // Reclaimed symbols first: one may come back within the batch and is then written anew below.
+        for symbol in reclaimed { try store.deleteSymbol(txn, symbol) }
         try out.bytes.withUnsafeBytes { buf in
             for d in pendingDecisions {
                 try store.putDecision(

@@ -70,6 +70,16 @@ public final class Metrics: Sendable {
     public let equity = Gauge()
     public let positions = Gauge()
     public let inputsAge = Gauge()
+    /// `p26_clock_skew_seconds`: how far the furthest state `ts` lay ahead of the gate's clock.
+    public let clockSkew = Gauge()
+    /// `p26_symbols`: symbols the book holds (at most 100 000; idle ones without a position are reclaimed).
+    public let symbols = Gauge()
+    /// `p26_symbols_reclaimed_total`, copied from the engine.
+    public let symbolsReclaimed = Gauge()
+    /// `p26_repeat_window_evictions_total`, copied from the engine's repeat window.
+    public let repeatEvictions = Gauge()
+    /// `p26_repeat_window_capacity`: entries of the repeat window.
+    public let repeatCapacity = Gauge()
     public let latency = LatencyHistogram()
     public let storeWrites = Counter()
     public let storeWriteFailures = Counter()
@@ -137,6 +147,11 @@ public final class Metrics: Sendable {
         equity.set(engine.equity ?? .nan)
         positions.set(Double(engine.openPositions))
         inputsAge.set(engine.equityAge(now: now))
+        clockSkew.set(engine.maxClockSkew)
+        symbols.set(Double(engine.symbolCount))
+        symbolsReclaimed.set(Double(engine.reclaimedTotal))
+        repeatEvictions.set(Double(engine.repeats.evictions))
+        repeatCapacity.set(Double(engine.repeats.capacity))
     }
 
     /// The Prometheus text exposition (version 0.0.4).
@@ -198,6 +213,20 @@ public final class Metrics: Sendable {
         o += "p26_positions \(num(positions.load))\n"
         header("p26_inputs_age_seconds", "gauge", "Age of the latest equity, in seconds.")
         o += "p26_inputs_age_seconds \(num(inputsAge.load))\n"
+        header(
+            "p26_clock_skew_seconds", "gauge",
+            "The largest amount by which a state message's ts lay ahead of the gate's clock (such state is fresh).")
+        o += "p26_clock_skew_seconds \(num(clockSkew.load))\n"
+        header("p26_symbols", "gauge", "Symbols the book holds (idle ones without a position are reclaimed when full).")
+        o += "p26_symbols \(num(symbols.load))\n"
+        header("p26_symbols_reclaimed_total", "counter", "Idle symbols without a position freed for new ones.")
+        o += "p26_symbols_reclaimed_total \(num(symbolsReclaimed.load))\n"
+        header(
+            "p26_repeat_window_evictions_total", "counter",
+            "Decisions forgotten by the repeat window before their TTL (raise P26_REPEAT_PEAK_RATE).")
+        o += "p26_repeat_window_evictions_total \(num(repeatEvictions.load))\n"
+        header("p26_repeat_window_capacity", "gauge", "Entries of the repeat window.")
+        o += "p26_repeat_window_capacity \(num(repeatCapacity.load))\n"
         header(
             "p26_decision_latency_seconds", "histogram", "From a proposal's arrival to its decision being published.")
         var cumulative: UInt64 = 0

@@ -11,11 +11,14 @@ public struct KillSwitchState: Equatable, Sendable {
     public var on: Bool
     public var reason: String
     public var ts: Double
+    /// The stored record could not be read; it then counts as on.
+    public var unreadable: Bool
 
-    public init(on: Bool, reason: String = "", ts: Double = 0) {
+    public init(on: Bool, reason: String = "", ts: Double = 0, unreadable: Bool = false) {
         self.on = on
         self.reason = reason
         self.ts = ts
+        self.unreadable = unreadable
     }
 }
 
@@ -155,9 +158,10 @@ public final class GateStore: @unchecked Sendable {
 
     // MARK: - Restore
 
-    /// Reads back the book, equity, switches and sequence.
+    /// Reads back the book, equity, switches, sequence and repeat window.
+    /// - Parameter repeatLimit: the most repeat-window entries to read back (the window's capacity).
     /// - Throws: ``StoreError``.
-    public func restore(now: Double) throws -> RestoredState {
+    public func restore(now: Double, repeatLimit: Int = Int.max) throws -> RestoredState {
         var s = RestoredState()
         try run("restore") {
             try environment.read { txn in
@@ -180,14 +184,19 @@ public final class GateStore: @unchecked Sendable {
                         entry = try c.next()
                     }
                 }
-                // Plans decided within the TTL, newest first from the journal's tail, so a plan_id
-                // decided before a restart is not decided twice (bounded: the engine remembers as many).
+                // The repeat window (SPEC §2): every decision still within its TTL, newest first from the
+                // journal's tail, so a proposal decided before a restart is not decided twice. Holds for the
+                // kill switch or staleness are never remembered, here as live. Bounded by the window itself.
                 try txn.withCursor(journal) { c in
                     var entry = try c.last()
-                    while let (key, value) = entry, s.recentPlans.count < Self.restoredPlanLimit {
-                        guard let exp = Self.expiresAt(value), exp > now else { break }
-                        if let seq = decodeBigEndianUInt64(key), let planKey = Self.planKey(value) {
-                            s.recentPlans.append((planKey, seq, exp))
+                    while let (key, value) = entry, s.recentPlans.count < repeatLimit {
+                        guard let record = Self.repeatRecord(value) else {
+                            entry = try c.prev()
+                            continue
+                        }
+                        guard record.expiresAt > now else { break }
+                        if record.remembered, let seq = decodeBigEndianUInt64(key) {
+                            s.recentPlans.append((record.key, seq, record.expiresAt))
                         }
                         entry = try c.prev()
                     }
@@ -199,27 +208,69 @@ public final class GateStore: @unchecked Sendable {
         return s
     }
 
-    /// The most plans read back at start: bounds restart time (SPEC §10 P8) to a few milliseconds.
-    public static let restoredPlanLimit = 32_768
-
-    /// The dedupe key of a stored decision's `plan_id`: the hash of its text, as the engine computes it.
-    static func planKey(_ v: UnsafeRawBufferPointer) -> UInt64? {
+    /// What the repeat window needs of a journaled decision: its key (symbol, normalised original action,
+    /// plan id: ``PlanIdentity/repeatKey(symbol:action:planId:)``), its expiry and whether it is remembered
+    /// at all (not a hold for the kill switch or staleness).
+    static func repeatRecord(_ v: UnsafeRawBufferPointer) -> (key: UInt64, expiresAt: Double, remembered: Bool)? {
         guard var it = try? JSONObjectIterator(v) else { return nil }
-        while let m = try? it.next() {
-            guard v.equals(m.key, "plan_id") else { continue }
+        var symbol: SymbolKey?
+        var action: [UInt8]?
+        var plan: [UInt8]?
+        var expires: Double?
+        var remembered = true
+        func text(_ m: JSONMember) -> [UInt8]? {
             guard m.value.kind == .string else { return nil }
-            if !m.value.hasEscapes { return hashBytes(v, m.value.content) }
-            return unescapeJSONString(v, m.value.content).map { raw in
-                raw.withUnsafeBytes { hashBytes($0, 0..<$0.count) }
+            return m.value.hasEscapes ? unescapeJSONString(v, m.value.content) : Array(v[m.value.content])
+        }
+        while let m = try? it.next() {
+            let k = m.key
+            if v.equals(k, "plan_id") {
+                plan = text(m)
+            } else if v.equals(k, "symbol") {
+                symbol = text(m).flatMap { t in t.withUnsafeBytes { SymbolKey(bytes: $0, range: 0..<$0.count) } }
+            } else if v.equals(k, "original_action") {
+                action = text(m)
+            } else if v.equals(k, "reason") {
+                remembered = !(v.equals(m.value.content, "kill_switch") || v.equals(m.value.content, "proposal_stale"))
+            } else if v.equals(k, "expires_at") {
+                expires = m.value.kind == .number ? parseDouble(v, m.value.range) : nil
+                // The encoder writes the passed-through proposal last: nothing after expires_at is needed.
+                break
             }
         }
-        return nil
+        guard let symbol, let action, let plan, let expires else { return nil }
+        return (PlanIdentity.repeatKey(symbol: symbol, action: action, planId: plan), expires, remembered)
     }
 
-    static func killSwitch(from v: UnsafeRawBufferPointer) -> KillSwitchState {
-        guard let j = try? JSON.parse(v) else { return KillSwitchState(on: true, reason: "unreadable record") }
-        return KillSwitchState(
-            on: j["on"]?.bool ?? true, reason: j["reason"]?.string ?? "", ts: j["ts"]?.number ?? 0)
+    /// The kill switch as stored, by the one parser every reader uses (the daemon, `heatgate get`, the
+    /// client library; the Python resolver mirrors it): on unless the record is a JSON object whose `on`
+    /// is `false`. A record that cannot be read counts as on — an unreadable switch must stop exits, not
+    /// release them — and says so in ``KillSwitchState/unreadable``.
+    /// - Parameter withReason: `false` skips decoding the reason (the daemon's per-batch read allocates
+    ///   nothing).
+    public static func killSwitch(from v: UnsafeRawBufferPointer, withReason: Bool = true) -> KillSwitchState {
+        var state = KillSwitchState(on: true, unreadable: true)
+        guard var it = try? JSONObjectIterator(v) else { return state }
+        var sawOn = false
+        do {
+            while let m = try it.next() {
+                if v.equals(m.key, "on") {
+                    sawOn = m.value.kind == .true || m.value.kind == .false
+                    state.on = m.value.kind != .false
+                } else if withReason, v.equals(m.key, "reason"), m.value.kind == .string {
+                    state.reason =
+                        (m.value.hasEscapes ? unescapeJSONString(v, m.value.content) : Array(v[m.value.content]))
+                        .map { String(decoding: $0, as: UTF8.self) } ?? ""
+                } else if v.equals(m.key, "ts"), m.value.kind == .number {
+                    state.ts = parseDouble(v, m.value.range) ?? 0
+                }
+            }
+        } catch {
+            return KillSwitchState(on: true, unreadable: true)
+        }
+        if !sawOn { state.on = true }
+        state.unreadable = !sawOn
+        return state
     }
 
     // MARK: - Writes inside the daemon's batch transaction
@@ -321,9 +372,9 @@ public final class GateStore: @unchecked Sendable {
         try withBigEndianKey(seq) { key in try txn.get(journal, key) }
     }
 
-    /// Removes the whole book (a `positions` message replaces it).
-    public func clearBook(_ txn: borrowing Transaction) throws {
-        try txn.drop(book)
+    /// Removes one symbol's book row (the engine reclaimed the symbol: no position, idle past the TTL).
+    public func deleteSymbol(_ txn: borrowing Transaction, _ symbol: SymbolKey) throws {
+        _ = try symbol.withBytes { sym in try txn.delete(book, sym) }
     }
 
     // MARK: - Reads for clients and operators
@@ -377,7 +428,7 @@ public final class GateStore: @unchecked Sendable {
     /// The stored kill switch, inside `txn`.
     /// - Throws: `LMDBError`.
     public func killSwitchState(_ txn: borrowing Transaction) throws -> KillSwitchState {
-        try txn.get(meta, "kill_switch").map(Self.killSwitch(from:)) ?? KillSwitchState(on: false)
+        try txn.get(meta, "kill_switch").map { Self.killSwitch(from: $0) } ?? KillSwitchState(on: false)
     }
 
     /// Journaled decisions with `seq` in `from...`, at most `limit`, in order, copied out of `txn`.
@@ -436,16 +487,17 @@ public final class GateStore: @unchecked Sendable {
     public func killSwitch() throws -> KillSwitchState {
         try run("read kill switch") {
             try environment.read { txn in
-                try txn.get(meta, "kill_switch").map(Self.killSwitch(from:)) ?? KillSwitchState(on: false)
+                try txn.get(meta, "kill_switch").map { Self.killSwitch(from: $0) } ?? KillSwitchState(on: false)
             }
         }
     }
 
-    /// Reads the kill switch inside an open transaction (the daemon checks it before every batch).
-    public func killSwitch(_ txn: borrowing Transaction) throws -> Bool {
-        guard let v = try txn.get(meta, "kill_switch") else { return false }
-        // Fast path: the record is written by setKillSwitch, "on" first.
-        return v.count >= 10 && v.equals(0..<10, #"{"on":true"#) || (v.count < 10 && Self.killSwitch(from: v).on)
+    /// Reads the kill switch inside an open transaction (the daemon checks it before every batch), with
+    /// the parser every reader uses; no reason is decoded, so nothing is allocated.
+    public func killSwitchFlags(_ txn: borrowing Transaction) throws -> (on: Bool, unreadable: Bool) {
+        guard let v = try txn.get(meta, "kill_switch") else { return (false, false) }
+        let state = Self.killSwitch(from: v, withReason: false)
+        return (state.on, state.unreadable)
     }
 
     /// Sets the kill switch, durably: it works whether or not the daemon runs, and the daemon reads it

@@ -107,17 +107,40 @@ struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The Apply Layer's read contract (SPEC §5), from the store.",
         discussion: """
+            Give the proposal's plan id and action (`--plan-id P --action A`), or the proposal itself
+            (`--proposal JSON`, from which the plan id is derived as the gate derives it when it has none).
             Exit 0 and the decision JSON: execute its `action`. Exit 3 and one line (no_decision, expired,
-            other_plan): execute the original proposal. Exit 4: the kill switch is on, execute nothing.
+            other_plan, other_action, rejected): execute the original proposal. Exit 4: the kill switch is
+            on, execute nothing.
             """)
 
     @OptionGroup var options: ConfigOptions
 
-    @Argument(help: "The symbol.")
-    var symbol: String
+    @Argument(help: "The symbol (with --plan-id and --action; not with --proposal).")
+    var symbol: String?
 
     @Option(name: .customLong("plan-id"), help: "The proposal's plan_id.")
     var planId: String?
+
+    @Option(help: "The proposal's action token (FULL_CLOSE_PROPOSED, PARTIAL_25, ...).")
+    var action: String?
+
+    @Option(help: "The proposal as one JSON object; its symbol, plan id and action are read from it.")
+    var proposal: String?
+
+    func validate() throws {
+        if proposal != nil {
+            guard symbol == nil, planId == nil, action == nil else {
+                throw ValidationError("--proposal replaces SYMBOL, --plan-id and --action")
+            }
+        } else {
+            guard symbol != nil, planId != nil, action != nil else {
+                throw ValidationError(
+                    "give SYMBOL --plan-id P --action A, or --proposal JSON: a decision for another plan or "
+                        + "action must never be applied to this proposal")
+            }
+        }
+    }
 
     func run() throws {
         let config = try options.load()
@@ -129,7 +152,21 @@ struct Get: ParsableCommand {
             printError("no readable store in \(config.stateDir): \(error)")
             throw ExitCode(3)
         }
-        switch try lookup.lookup(symbol: symbol, planId: planId, now: Date().timeIntervalSince1970) {
+        let now = Date().timeIntervalSince1970
+        let resolution: Resolution
+        if let proposal {
+            do {
+                resolution = try lookup.lookup(proposal: Array(proposal.utf8), now: now)
+            } catch let r as Rejection {
+                // The gate refuses such a proposal, so it holds no decision for it.
+                print("rejected")
+                printError("the gate would reject this proposal: \(r)")
+                throw ExitCode(3)
+            }
+        } else {
+            resolution = try lookup.lookup(symbol: symbol!, planId: planId!, action: action!, now: now)
+        }
+        switch resolution {
         case .useDecision(_, let decision):
             print(decision)
         case .useOriginal(let why):

@@ -9,6 +9,8 @@ let coldBook = [
     #"{"type":"position","symbol":"ETHUSDT","position_notional_usd":"1800","sigma":"0.15"}"#,
 ]
 
+let fullToken = "FULL_CLOSE_PROPOSED"
+
 func proposal(_ plan: String, _ action: String = "FULL_CLOSE_PROPOSED", symbol: String = "ETHUSDT") -> String {
     #"{"type":"proposal","symbol":"\#(symbol)","harvest_action":"\#(action)","plan_id":"\#(plan)"}"#
 }

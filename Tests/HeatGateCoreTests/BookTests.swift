@@ -81,6 +81,33 @@ import Testing
         #expect(h.engine.heatInputs(now: h.now).problem == .equityInvalid)
     }
 
+    /// Issue 12 item 12: after `maxSymbols` distinct `market` symbols, every new symbol was refused for
+    /// ever. Symbols without a position, idle past the TTL and the state age, are reclaimed.
+    @Test func idleSymbolsWithoutAPositionAreReclaimedWhenTheTableIsFull() throws {
+        let h = EngineHarness(maxSymbols: 3)
+        h.send(#"{"type":"position","symbol":"OPEN","position_notional_usd":"100","sigma":0.1}"#)
+        h.send(#"{"type":"market","symbol":"M1","sigma":0.1}"#)
+        h.send(#"{"type":"market","symbol":"M2","sigma":0.1}"#)
+        #expect(h.send(#"{"type":"market","symbol":"M3","sigma":0.1}"#).rejection?.reason == .tooManySymbols)
+        h.now += 301  // past P26_CALIBRATED_TTL_SEC (300) and P26_STATE_MAX_AGE_SEC (120)
+        h.send(#"{"type":"market","symbol":"M2","sigma":0.2}"#)  // M2 active again: stays
+        guard case .state = h.send(#"{"type":"market","symbol":"M3","sigma":0.1}"#) else {
+            Issue.record("an idle symbol must make room")
+            return
+        }
+        #expect(h.engine.takeReclaimedSymbols().map(\.description) == ["M1"])
+        #expect(h.engine.symbolId(SymbolKey("M1")!) == nil)
+        #expect(h.engine.symbolId(SymbolKey("M2")!) != nil && h.engine.symbolId(SymbolKey("M3")!) != nil)
+        // The open position is never reclaimed, however idle; the heat is untouched.
+        h.now += 1000
+        #expect(h.engine.totalRiskUSD == 10)
+        h.send(#"{"type":"market","symbol":"M4","sigma":0.1}"#)
+        h.send(#"{"type":"market","symbol":"M5","sigma":0.1}"#)
+        #expect(h.engine.symbolId(SymbolKey("OPEN")!) != nil)
+        #expect(h.engine.openPositions == 1 && h.engine.totalRiskUSD == 10)
+        #expect(h.engine.reclaimedTotal == 3)
+    }
+
     @Test func symbolLimitRefusesNewSymbolsOnly() {
         let h = EngineHarness()
         let engine = Engine(maxSymbols: 2)

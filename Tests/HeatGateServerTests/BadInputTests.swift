@@ -35,6 +35,11 @@ import Testing
             #"{"type":"proposal","symbol":"ETHUSDT","harvest_action":"FULL_CLOSE","plan_id":"\#(String(repeating: "p", count: 129))"}"#,
             .planIdTooLong
         ),
+        (
+            #"{"type":"proposal","symbol":"ETHUSDT","harvest_action":"FULL_CLOSE","trace_id":"\#(String(repeating: "t", count: 129))"}"#,
+            .traceIdTooLong
+        ),
+        (#"{"type":"proposal","symbol":"ETHUSDT","harvest_action":"FULL_CLOSE","trace_id":{}}"#, .wrongType),
         (#"{"type":"portfolio","equity_usd":"NaN"}"#, .nonFinite),
         (#"{"type":"portfolio","equity_usd":"Infinity"}"#, .nonFinite),
         (#"{"type":"market","symbol":"ETHUSDT","price":1e999}"#, .nonFinite),

@@ -87,7 +87,7 @@ let stableFields = [
         try c.send([example[2]])
         let dup = try c.decisions(1)
         #expect(dup.first?.raw == before.first?.raw)
-        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "after-restart"]).status == 0)
+        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "after-restart", "--action", "FULL_CLOSE"]).status == 0)
     }
 
     @Test func modeAndKillSwitchTakeEffectOnTheNextProposal() throws {
@@ -112,7 +112,7 @@ let stableFields = [
         let held = try c.decisions(1).first?.json
         #expect(held?["action"]?.string == "HOLD")
         #expect(held?["kill_switch"]?.bool == true)
-        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3"]).status == 4)
+        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3", "--action", "FULL_CLOSE"]).status == 4)
 
         #expect(try d.cli(["kill", "off"]).status == 0)
         // The hold did not become the symbol's latest decision, nor a remembered plan: republished after
@@ -121,7 +121,7 @@ let stableFields = [
         let released = try c.decisions(1).first?.json
         #expect(released?["action"]?.string == "PARTIAL_25")
         #expect(released?["seq"]?.number == (held?["seq"]?.number).map { $0 + 1 })
-        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3"]).status == 0)
+        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "m3", "--action", "FULL_CLOSE"]).status == 0)
         try c.send([proposal("m4")])
         #expect(try c.decisions(1).first?.json["action"]?.string == "PARTIAL_25")
         #expect(try d.cli(["mode", "shadow"]).status == 0)
@@ -180,7 +180,7 @@ let stableFields = [
         _ = try c.awaitHeartbeat()
         try c.send(Array(example[0...1]) + [proposal("t1")])
         #expect(try c.decisions(1).count == 1)
-        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "t1"]).status == 0)
+        #expect(try d.cli(["get", "ETHUSDT", "--plan-id", "t1", "--action", "FULL_CLOSE"]).status == 0)
         // The TTL passes, then the sweep (every second) removes the record.
         var swept = false
         for _ in 0..<40 where !swept {
@@ -188,7 +188,7 @@ let stableFields = [
             swept = metricValue(d.metrics(), #"p26_swept_total{kind="latest"}"#) == 1
         }
         #expect(swept)
-        let get = try d.cli(["get", "ETHUSDT", "--plan-id", "t1"])
+        let get = try d.cli(["get", "ETHUSDT", "--plan-id", "t1", "--action", "FULL_CLOSE"])
         #expect(get.status == 3)
         #expect(get.stdout.contains("no_decision"))
         d.stop()

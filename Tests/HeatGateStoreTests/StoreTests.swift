@@ -6,7 +6,9 @@ import Testing
 
 /// The LMDB schema, on a real environment in a temporary directory.
 @Suite struct StoreTests {
-    func decision(_ seq: UInt64, symbol: String, plan: String, ts: Double, ttl: Double) -> [UInt8] {
+    func decision(
+        _ seq: UInt64, symbol: String, plan: String, ts: Double, ttl: Double, reason: String = "portfolio_heat_cold"
+    ) -> [UInt8] {
         var w = JSONWriter()
         w.raw("{\"seq\":")
         w.uint(seq)
@@ -14,6 +16,8 @@ import Testing
         w.string(plan)
         w.raw(",\"symbol\":")
         w.string(symbol)
+        w.raw(",\"original_action\":\"FULL_CLOSE_PROPOSED\",\"reason\":")
+        w.string(reason)
         w.raw(",\"ts\":")
         w.fixed(ts, decimals: 6)
         w.raw(",\"expires_at\":")
@@ -22,8 +26,11 @@ import Testing
         return w.bytes
     }
 
-    func put(_ store: GateStore, _ seq: UInt64, _ symbol: String, _ plan: String, ts: Double, ttl: Double) throws {
-        let json = decision(seq, symbol: symbol, plan: plan, ts: ts, ttl: ttl)
+    func put(
+        _ store: GateStore, _ seq: UInt64, _ symbol: String, _ plan: String, ts: Double, ttl: Double,
+        reason: String = "portfolio_heat_cold"
+    ) throws {
+        let json = decision(seq, symbol: symbol, plan: plan, ts: ts, ttl: ttl, reason: reason)
         try store.environment.write { txn in
             try json.withUnsafeBytes { b in
                 try store.putDecision(txn, seq: seq, symbol: SymbolKey(symbol)!, expiresAt: ts + ttl, json: b)
@@ -74,14 +81,22 @@ import Testing
             let store = try GateStore(directory: dir.path, mapSizeMB: 16)
             try put(store, 1, "A", "a1", ts: 1000, ttl: 300)
             try put(store, 2, "A", "a2", ts: 1001, ttl: 300)
+            // Holds for the kill switch or staleness are never remembered (SPEC §2), after a restart too.
+            try put(store, 3, "A", "k1", ts: 1001, ttl: 300, reason: "kill_switch")
+            try put(store, 4, "A", "s1", ts: 1001, ttl: 300, reason: "proposal_stale")
             try store.setKillSwitch(KillSwitchState(on: true, reason: "drill", ts: 1002))
         }
         let store = try GateStore(directory: dir.path, mapSizeMB: 16)
         let r = try store.restore(now: 1100)
-        #expect(r.nextSeq == 3)
+        #expect(r.nextSeq == 5)
         #expect(r.killSwitch == KillSwitchState(on: true, reason: "drill", ts: 1002))
         // Both plans are inside the TTL, even though a2 superseded a1 as the latest.
         #expect(Set(r.recentPlans.map(\.seq)) == [1, 2])
+        // Keyed on symbol + plan id + normalised action, as the engine keys a live proposal.
+        let a1 = PlanIdentity.repeatKey(
+            symbol: SymbolKey("A")!, action: Array("full_close".utf8), planId: Array("a1".utf8))
+        #expect(r.recentPlans.first { $0.seq == 1 }?.planKey == a1)
         #expect(try store.restore(now: 1400).recentPlans.isEmpty)
+        #expect(try store.restore(now: 1100, repeatLimit: 1).recentPlans.map(\.seq) == [2])
     }
 }

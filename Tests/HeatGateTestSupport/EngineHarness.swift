@@ -6,8 +6,14 @@ public final class EngineHarness {
     public let engine: Engine
     public var now: Double
 
-    public init(_ config: GateConfig = GateConfig(), now: Double = 1_764_000_000) {
-        engine = Engine(policy: Policy(config))
+    public init(
+        _ config: GateConfig = GateConfig(), now: Double = 1_764_000_000, maxSymbols: Int = Engine.defaultMaxSymbols,
+        repeatCapacity: Int? = nil
+    ) {
+        engine = Engine(
+            policy: Policy(config), maxSymbols: maxSymbols,
+            repeatCapacity: repeatCapacity
+                ?? RepeatWindow.capacity(ttl: config.calibratedTTLSec, peakRate: config.repeatPeakRate))
         self.now = now
     }
 

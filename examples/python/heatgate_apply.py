@@ -1,7 +1,7 @@
 """Resolve an exit proposal to the action the Apply Layer executes: HeatGate's read contract (SPEC §5).
 
     gate = HeatGate("/var/lib/quantum-portfolio-heat-gate", "tcp://127.0.0.1:5557")
-    r = gate.resolve(symbol, plan_id, harvest_action)
+    r = gate.resolve(symbol, plan_id, harvest_action)   # or gate.resolve_proposal(fields): no plan_id needed
     if r.action is not None:          # None: the kill switch is on, execute nothing
         execute(symbol, r.action)
 
@@ -16,13 +16,15 @@ from collections import namedtuple
 import lmdb
 import zmq
 
-# action: what to execute (None: nothing); reason: decision, no_decision, expired, other_plan, kill_switch;
-# decision: the gate's latest decision for the symbol (a dict), when there is one.
+from heatgate_plan import Rejected, proposal_key, same_action
+
+# action: what to execute (None: nothing); reason: decision, no_decision, expired, other_plan, other_action,
+# rejected, kill_switch; decision: the gate's latest decision for the symbol (a dict), when there is one.
 Resolution = namedtuple("Resolution", "action reason decision")
 
 
 def contract(kill_switch, decision, plan_id, original_action, now):
-    """SPEC §5: the decision's action only if it exists, is unexpired and is for this plan_id."""
+    """SPEC §5: the decision's action only if it exists, is unexpired, and is for this plan_id and action."""
     if kill_switch:
         return Resolution(None, "kill_switch", decision)
     if decision is None:
@@ -31,7 +33,20 @@ def contract(kill_switch, decision, plan_id, original_action, now):
         return Resolution(original_action, "expired", decision)
     if decision["plan_id"] != plan_id:
         return Resolution(original_action, "other_plan", decision)
+    if not same_action(decision["original_action"], original_action):
+        return Resolution(original_action, "other_action", decision)
     return Resolution(decision["action"], "decision", decision)
+
+
+def kill_switch_on(record):
+    """The gate's one parser: on unless the record is a JSON object whose "on" is false (unreadable: on)."""
+    if record is None:
+        return False
+    try:
+        state = json.loads(record)
+    except ValueError:
+        return True
+    return not (isinstance(state, dict) and state.get("on") is False)
 
 
 class HeatGate:
@@ -60,7 +75,7 @@ class HeatGate:
             try:
                 with self.env.begin() as txn:
                     kill, record = txn.get(b"kill_switch", db=self.meta), txn.get(symbol.encode(), db=self.latest)
-                return (kill is not None and json.loads(kill).get("on", True)), (record and json.loads(record))
+                return kill_switch_on(kill), (record and json.loads(record))
             except lmdb.MapResizedError:  # the daemon grew its map: adopt the new size and read again
                 self.env.set_mapsize(0)
         raise RuntimeError("store kept resizing")
@@ -80,15 +95,28 @@ class HeatGate:
                 return True
         return False
 
+    def resolve_proposal(self, proposal, now=None):
+        """Resolves a proposal as the producer sent it (dict or JSON), deriving its plan id as the gate does."""
+        try:
+            symbol, plan_id, action = proposal_key(proposal)
+        except Rejected:  # the gate refuses it, so holds no decision for it: execute it as it stands
+            fields = proposal if isinstance(proposal, dict) else json.loads(proposal)
+            if self.read("-")[0]:  # the kill switch still holds
+                return Resolution(None, "kill_switch", None)
+            return Resolution(fields.get("harvest_action") or fields.get("action"), "rejected", None)
+        return self.resolve(symbol, plan_id, action, now)
+
     def resolve(self, symbol, plan_id, original_action, now=None):
         deadline = time.monotonic() + self.wait_sec
         while True:
             up = self.wait_sec > 0 and self.gate_up()  # drain first, then read: no wake-up is lost
             kill, decision = self.read(symbol)
-            pending = not kill and (decision is None or decision["plan_id"] != plan_id)
+            pending = not kill and (decision is None or decision["plan_id"] != plan_id
+                                    or not same_action(decision["original_action"], original_action))
             # The gate may be deciding this very proposal: while it is up, wait up to wait_sec for it.
             if not (pending and up and time.monotonic() < deadline and self.wait_for(symbol, deadline)):
                 return contract(kill, decision, plan_id, original_action, time.time() if now is None else now)
+
 
 if __name__ == "__main__":  # heatgate_apply.py STATE_DIR SYMBOL PLAN_ID ACTION
     r = HeatGate(sys.argv[1]).resolve(*sys.argv[2:5])

@@ -8,9 +8,11 @@ import sys
 import time
 
 from conftest import Client
-from heatgate_apply import HeatGate, contract
+from heatgate_apply import HeatGate, contract, kill_switch_on
+from heatgate_plan import proposal_key
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.path.join(HERE, "..", "..", "tests", "vectors", "plan-id.jsonl")
 DOC = os.path.join(HERE, "..", "..", "docs", "apply-layer.md")
 FULL = "FULL_CLOSE_PROPOSED"
 STATE = [
@@ -172,8 +174,71 @@ def test_the_reader_follows_the_daemon_when_it_grows_the_map(make_daemon):
     c.close()
 
 
+def test_the_gate_the_swift_client_and_the_python_client_derive_the_same_plan_ids(make_daemon):
+    """Issue 12 item 2: the stack's producer sends no plan_id; the Apply Layer must compute the gate's."""
+    with open(VECTORS) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    d = make_daemon(P26_PROPOSAL_MAX_AGE_SEC=10**9)  # the vectors' times are fixed, in the past
+    c, _ = started(d, *STATE)
+    c.send(*[line.encode() for line in lines])  # byte for byte: an untimed id hashes numbers' literal text
+    decided = [json.loads(body) for _, body in c.decisions(len(lines))]
+    assert len(decided) == len(lines)
+    found = 0
+    for line, decision in zip(lines, decided):
+        symbol, plan, action = proposal_key(line)  # Python, from the text...
+        assert (symbol, plan, action) == (decision["symbol"], decision["plan_id"], decision["original_action"]), line
+        fields = json.loads(line)
+        if any(k in fields for k in ("ts_epoch", "timestamp", "last_update_epoch", "computed_at_utc", "plan_id")) \
+                or all(isinstance(v, str) for v in fields.values()):
+            assert proposal_key(fields)[1] == plan  # ...and from the fields as a dict (as Redis gives them)
+        # The Swift client derives from the proposal what the gate's decision says: the same answer as a
+        # look-up with the gate's own plan id, and the decision itself for each symbol's latest.
+        swift = d.cli("get", "--proposal", line)
+        given = d.cli("get", symbol, "--plan-id", decision["plan_id"], "--action", decision["original_action"])
+        assert (swift.returncode, swift.stdout) == (given.returncode, given.stdout), line
+        found += swift.returncode == 0 and json.loads(swift.stdout)["seq"] == decision["seq"]
+    assert found >= 5
+    c.close()
+
+
+def test_a_proposal_without_plan_id_resolves_to_its_decision(make_daemon):
+    d = make_daemon(P26_MODE="enforce")
+    fields = {"type": "proposal", "symbol": "ETHUSDT", "harvest_action": FULL, "R_net": "1.8", "ts": "0.45",
+              "computed_at_utc": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "new_sl_proposed": "None"}
+    c, decided = started(d, *STATE, fields)
+    assert decided[0]["plan_id"].startswith("hg-") and decided[0]["action"] == "PARTIAL_25"
+    r = gate(d, wait_sec=0).resolve_proposal({k: v for k, v in fields.items() if k != "type"})
+    assert (r.action, r.reason) == ("PARTIAL_25", "decision")
+    # A revised action for the same proposal is another proposal: never the full close's decision.
+    revised = dict(fields, harvest_action="PARTIAL_25")
+    assert gate(d, wait_sec=0).resolve_proposal(revised).reason in ("other_plan", "other_action")
+    c.close()
+
+
+def test_a_revised_action_under_one_plan_is_never_given_the_other_actions_decision(make_daemon):
+    d = make_daemon(P26_MODE="enforce")
+    c, decided = started(d, *STATE, proposal("plan-eth"))
+    assert decided[0]["action"] == "PARTIAL_25"
+    g = gate(d, wait_sec=0)
+    assert g.resolve("ETHUSDT", "plan-eth", "full_close").action == "PARTIAL_25"  # normalised: one action
+    r = g.resolve("ETHUSDT", "plan-eth", "PARTIAL_25")
+    assert (r.action, r.reason) == ("PARTIAL_25", "other_action")  # its own action, not the full close's
+    got = d.cli("get", "ETHUSDT", "--plan-id", "plan-eth", "--action", "PARTIAL_25")
+    assert (got.returncode, got.stdout) == (3, "other_action\n")
+    c.close()
+
+
+def test_one_kill_switch_parser():
+    assert kill_switch_on(None) is False
+    assert kill_switch_on(b'{"on":false,"reason":""}') is False
+    assert kill_switch_on(b'{"reason":"x","on":true}') is True
+    for unreadable in (b"not json", b'{"on":"false"}', b"{}", b"[false]", b'{"on":0}'):
+        assert kill_switch_on(unreadable) is True, unreadable
+
+
 def test_the_contract_table():
-    d = {"plan_id": "p", "action": "PARTIAL_25", "expires_at": 100.0}
+    d = {"plan_id": "p", "action": "PARTIAL_25", "expires_at": 100.0, "original_action": FULL}
+    assert contract(False, d, "p", "PARTIAL_25", 99.0) == ("PARTIAL_25", "other_action", d)
     assert contract(False, d, "p", FULL, 99.0).action == "PARTIAL_25"
     assert contract(False, d, "p", FULL, 100.0) == (FULL, "expired", d)
     assert contract(False, d, "q", FULL, 99.0) == (FULL, "other_plan", d)
