@@ -56,7 +56,7 @@ class Follower:
         self.last_queued = after  # highest seq queued or delivered; None until known
         if after is None:
             try:
-                self.last_queued = self.journal_last()
+                self.last_queued = self.journal_last() or 0  # a readable store with an empty journal: 0
             except lmdb.Error as e:
                 self.last_error = e
         self.last_seq = self.last_queued  # the last seq delivered (or where delivery starts after)
