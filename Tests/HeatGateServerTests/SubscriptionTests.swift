@@ -57,6 +57,15 @@ import ZeroMQ
         #expect(status["subscribers"]?.number == 1)
     }
 
+    /// The shipped rules, HeatGateNoSubscribers and HeatGatePublishDrops among them, against their unit tests.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool")))
+    func theAlertRulesPassTheirPromtoolTests() throws {
+        let packaging = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("packaging").path
+        let r = try runCommand("/bin/sh", ["-c", "cd '\(packaging)' && promtool test rules heatgate-alerts.test.yml"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+    }
+
     @Test func tailFillsAGapFromTheJournalAndSaysSo() throws {
         let d = DaemonProcess(settings: ["P26_HEARTBEAT_SEC": "0.2"])
         try d.start()
