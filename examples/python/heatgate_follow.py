@@ -154,40 +154,37 @@ class Follower:
 
     # The journal
 
-    def _open(self):
-        if self.env is None:
-            self.env = lmdb.open(self.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
-            self.journal = self.env.open_db(b"journal", create=False)
-
-    def read_journal(self, first, limit):
-        """Up to `limit` (seq, raw decision) pairs from `first` on, from one snapshot (docs/store.md)."""
+    def _read(self, body):
+        """`body(txn)` in one read transaction on the journal; a grown map is adopted and read again."""
         for _ in range(3):
-            self._open()
+            if self.env is None:
+                self.env = lmdb.open(self.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
+                self.journal = self.env.open_db(b"journal", create=False)
             try:
                 with self.env.begin(db=self.journal) as txn:
-                    rows = []
-                    cursor = txn.cursor()
-                    if cursor.set_range(struct.pack(">Q", first)):
-                        for key, value in cursor:
-                            rows.append((struct.unpack(">Q", key)[0], bytes(value)))
-                            if len(rows) >= limit:
-                                break
-                    return rows
+                    return body(txn)
             except lmdb.MapResizedError:  # the daemon grew its map: adopt the new size and read again
                 self.env.set_mapsize(0)
         raise lmdb.Error("store kept resizing")
 
+    def read_journal(self, first, limit):
+        """Up to `limit` (seq, raw decision) pairs from `first` on, from one snapshot (docs/store.md)."""
+        def rows(txn):
+            out, cursor = [], txn.cursor()
+            if cursor.set_range(struct.pack(">Q", first)):
+                for key, value in cursor:
+                    out.append((struct.unpack(">Q", key)[0], bytes(value)))
+                    if len(out) >= limit:
+                        break
+            return out
+        return self._read(rows)
+
     def journal_last(self):
         """The journal's last seq (None when it is empty)."""
-        for _ in range(3):
-            self._open()
-            try:
-                with self.env.begin(db=self.journal) as txn:
-                    cursor = txn.cursor()
-                    return struct.unpack(">Q", cursor.key())[0] if cursor.last() else None
-            except lmdb.MapResizedError:
-                self.env.set_mapsize(0)
-        raise lmdb.Error("store kept resizing")
+        def last(txn):
+            cursor = txn.cursor()
+            return struct.unpack(">Q", cursor.key())[0] if cursor.last() else None
+        return self._read(last)
 
     def _fill(self):
         after = self.last_queued
