@@ -55,7 +55,8 @@ let package = Package(
         ),
 
         .target(
-            name: "HeatGateTestSupport", dependencies: ["HeatGateCore", "ZeroMQ"], path: "Tests/HeatGateTestSupport"),
+            name: "HeatGateTestSupport", dependencies: ["HeatGateCore", "HeatGateClient", "ZeroMQ"],
+            path: "Tests/HeatGateTestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "HeatGateCoreTests", dependencies: ["HeatGateCore", "HeatGateTestSupport"]),

@@ -115,15 +115,21 @@ public final class Daemon {
         }
         let ctx = try Context(ioThreads: 1)
         let pull = try Socket(ctx, type: .pull)
-        let pub = try Socket(ctx, type: .pub)
+        // XPUB rather than PUB: the same stream, plus the subscription notices the loop reads (below).
+        let pub = try Socket(ctx, type: .xpub)
         let control = try Socket(ctx, type: .rep)
         let wake = try Socket(ctx, type: .pull)
         try pull.set(.receiveHighWaterMark, 100_000)
         // Frames over 64 KiB are counted as rejected; only absurd ones are cut off by libzmq itself.
         try pull.set(.maxMessageSize, Int64(16 << 20))
         try pub.set(.sendHighWaterMark, 100_000)
-        // Without NODROP a full subscriber queue drops silently; with it the send fails and we count it.
-        try pub.set(.xpubNoDrop, true)
+        // No XPUB_NODROP: with it a send fails as soon as any one matching subscriber's queue is full, so
+        // one stalled reader (a forgotten `heatgate tail | less`) cost every subscriber 150 000 of 250 000
+        // decisions (issue 13). Without it libzmq drops at each subscriber's own high-water mark and the
+        // others get everything; the one that fell behind sees the gap in `seq` and fills it from the
+        // journal. VERBOSER hands every subscribe and unsubscribe up to the loop: it counts
+        // `p26_subscribers` and answers each new subscription with a heartbeat.
+        try pub.set(.xpubVerboser, true)
         try pub.set(.linger, 1000)
         for s in [pull, control, wake] { try s.set(.linger, 0) }
         // The ZAP handler must be bound before the CURVE sockets, so no handshake can slip past it.
@@ -228,7 +234,10 @@ public final class Daemon {
     // MARK: - The loop
 
     func loop(gate: Gate, pull: Socket, pub: Socket, control: Socket, wake: Socket, metricsPort: Int) throws {
-        var items = [PollItem(pull), PollItem(control), PollItem(wake)]
+        // The XPUB is polled too, for its subscription notices: polling also makes libzmq apply a new
+        // subscription as soon as it arrives rather than at the socket's next send.
+        var items = [PollItem(pull), PollItem(control), PollItem(wake), PollItem(pub)]
+        var subscriptions = SubscriptionBook()
         let message = Message()
         var topic: [UInt8] = Array("calibrated.".utf8)
         let topicPrefix = topic.count
@@ -248,6 +257,12 @@ public final class Daemon {
             if gate.sweeper.due { wait = min(wait, 1_000_000) }
             _ = try ZMQ.poll(&items, timeout: .nanoseconds(Int64(wait)))
             let sweptBefore = gate.sweepChunks
+            if items[3].returnedEvents.contains(.in) {
+                // Before the batch: the welcome heartbeat's last_seq then precedes the decisions that follow.
+                if readSubscriptions(pub, message, &subscriptions) && config.heartbeatSec > 0 {
+                    publishHeartbeat(gate, pub, &heartbeat)
+                }
+            }
             if items[0].returnedEvents.contains(.in) {
                 try drainBatch(gate, pull, pub, message, &topic, topicPrefix)
             }
@@ -321,6 +336,21 @@ public final class Daemon {
             ])
         loggedEvictions = evictions
         lastEvictionLog = monotonicNanos()
+    }
+
+    /// Reads the XPUB's pending subscription notices into `book` and the metrics.
+    ///
+    /// - Returns: whether one of them is a new subscriber of heartbeats, to be welcomed with one now.
+    func readSubscriptions(_ pub: Socket, _ message: Message, _ book: inout SubscriptionBook) -> Bool {
+        var welcome = false
+        var n = 0
+        while n < Self.batchLimit, (try? pub.receive(into: message, flags: .dontWait)) == true {
+            n += 1
+            if message.withUnsafeBytes({ book.apply($0) }) { welcome = true }
+        }
+        metrics.subscribers.set(Double(book.decisionSubscriptions))
+        metrics.subscriberJoins.value.store(book.decisionJoins, ordering: .relaxed)
+        return welcome
     }
 
     /// Receives up to ``batchLimit`` queued messages, decides them, commits once, then publishes.
@@ -545,6 +575,8 @@ public final class Daemon {
         w.uint(metrics.rejected.load)
         w.raw(",\"publish_dropped\":")
         w.uint(metrics.publishDropped.load)
+        w.raw(",\"subscribers\":")
+        w.int(Int(metrics.subscribers.load))
         w.raw(",\"store_write_failures\":")
         w.uint(metrics.storeWriteFailures.load)
         w.raw(",\"uptime_sec\":")

@@ -89,7 +89,13 @@ public final class Metrics: Sendable {
     public let sweptTTL = Counter()
     /// Time spent removing swept records, in nanoseconds (commits excluded: most share the batch's).
     public let sweepNanos = Counter()
+    /// Sends the XPUB socket refused. Without `XPUB_NODROP` it drops at each subscriber's own high-water
+    /// mark without telling the sender, so this counts only what failed for the whole socket.
     public let publishDropped = Counter()
+    /// `p26_subscribers`: live subscriptions to decision topics, from the XPUB's notices.
+    public let subscribers = Gauge()
+    /// `p26_subscriber_joins_total`: subscriptions to decision topics seen, reconnects included.
+    public let subscriberJoins = Counter()
     /// `p26_curve_refused_total`: CURVE handshakes the ZAP handler refused.
     public let curveRefused = Counter()
     public let lastSeq = Counter()
@@ -255,8 +261,14 @@ public final class Metrics: Sendable {
         o += "p26_sweep_seconds_total \(num(Double(sweepNanos.load) * 1e-9))\n"
         header(
             "p26_publish_dropped_total", "counter",
-            "Messages the PUB socket could not queue (a subscriber at its high-water mark).")
+            "Messages the publish socket refused as a whole (a drop for one slow subscriber is not seen here).")
         o += "p26_publish_dropped_total \(publishDropped.load)\n"
+        header("p26_subscribers", "gauge", "Live subscriptions to decision topics (calibrated.*).")
+        o += "p26_subscribers \(num(subscribers.load))\n"
+        header(
+            "p26_subscriber_joins_total", "counter",
+            "Subscriptions to decision topics since start, reconnects included.")
+        o += "p26_subscriber_joins_total \(subscriberJoins.load)\n"
         header(
             "p26_curve_refused_total", "counter",
             "CURVE handshakes refused because the client key is not in P26_CURVE_ALLOWED_CLIENTS.")

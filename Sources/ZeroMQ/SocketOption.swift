@@ -51,6 +51,12 @@ extension SocketOption where Value == Bool {
     /// instead of silently dropping, so `send` returns `false` and the caller can count the drop. The
     /// check covers every matching subscriber: one slow subscriber holds back all of them.
     public static var xpubNoDrop: Self { Self(ZMQ_XPUB_NODROP) }
+    /// `ZMQ_XPUB_VERBOSE` (XPUB; write-only): pass every subscribe message up to `receive`, not only the
+    /// first one for a topic, so that each new subscriber is seen even when another already has its topic.
+    public static var xpubVerbose: Self { Self(ZMQ_XPUB_VERBOSE) }
+    /// `ZMQ_XPUB_VERBOSER` (XPUB; write-only): `xpubVerbose`, and every unsubscribe too, including the
+    /// ones libzmq generates when a subscriber disconnects, so subscriptions can be counted both ways.
+    public static var xpubVerboser: Self { Self(ZMQ_XPUB_VERBOSER) }
 }
 
 extension SocketOption where Value == String {

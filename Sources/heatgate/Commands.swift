@@ -208,41 +208,96 @@ struct Send: ParsableCommand {
 }
 
 struct Tail: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Subscribe to the daemon and print decisions.")
+    static let configuration = CommandConfiguration(
+        abstract: "Follow the decisions, each once and in seq order, filling gaps from the journal.",
+        discussion: """
+            Decisions go to standard output, one JSON object per line, byte for byte as published. What the \
+            stream did not deliver (a restart of the gate or of tail, a full queue) is read from the store's \
+            journal, so the output runs seq after seq with no gap; standard error names each gap filled, any \
+            gap the journal no longer holds (the exit status is then 1), and the gate going down and up. \
+            Needs read access to the store (the daemon's group).
+            """)
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "Only this symbol.")
+    @Option(help: "Only print this symbol's decisions (every decision is still followed, for the gaps).")
     var symbol: String?
 
-    @Flag(help: "Also print heartbeats.")
-    var heartbeats = false
+    @Option(help: "Start at this seq, from the journal; by default tail starts after the latest decision.")
+    var from: UInt64?
 
-    @Option(help: "Stop after this many messages.")
+    @Option(help: "Stop after this many decisions printed.")
     var count: Int?
 
-    @Option(help: "Stop after this many seconds without a message.")
+    @Option(help: "Stop after this many seconds without a decision.")
     var idle: Double?
+
+    func validate() throws {
+        if let from, from < 1 { throw ValidationError("--from is a seq: 1 or more") }
+    }
 
     func run() throws {
         let config = try options.load()
-        let ctx = try Context(ioThreads: 1)
-        let sub = try Socket(ctx, type: .sub)
-        try sub.set(.linger, 0)
-        if let idle { try sub.set(.receiveTimeout, Int32(idle * 1000)) }
-        try sub.subscribe(symbol.map { "calibrated.\($0)" } ?? "calibrated.")
-        if heartbeats { try sub.subscribe("heartbeat") }
-        try sub.connect(config.publishEndpoint)
-        var seen = 0
-        while count.map({ seen < $0 }) ?? true {
-            guard let frames = try sub.receiveMultipart(), frames.count == 2 else {
-                if idle != nil { return }
+        var o = SubscriberOptions()
+        o.heartbeatInterval = .milliseconds(Int64(max(config.heartbeatSec, 0.001) * 1000))
+        o.missedHeartbeats = config.heartbeatSec > 0 ? 3 : 0
+        let sub = try DecisionSubscriber(
+            publishEndpoint: config.publishEndpoint, stateDir: config.stateDir,
+            start: from.map { .after($0 - 1) } ?? .latest, options: o)
+        var gaps = GapReport()
+        var printed = 0
+        var missedAny = false
+        let clock = ContinuousClock()
+        var lastDecision = clock.now
+        while count.map({ printed < $0 }) ?? true {
+            // Short waits, so a gap filled while the stream is quiet is reported at once.
+            guard let event = try sub.next(timeout: .milliseconds(200)) else {
+                gaps.flush()
+                if let idle, clock.now - lastDecision >= .milliseconds(Int64(idle * 1000)) { break }
                 continue
             }
-            let topic = String(decoding: frames[0], as: UTF8.self)
-            if let symbol, topic != "calibrated.\(symbol)" && topic != "heartbeat" { continue }
-            frames[1].withUnsafeBytes { writeLine($0) }
-            seen += 1
+            switch event {
+            case .decision(let d):
+                lastDecision = clock.now
+                gaps.note(d)
+                if symbol == nil || d.symbol == symbol {
+                    d.json.withUnsafeBytes { writeLine($0) }
+                    printed += 1
+                }
+            case .missed(let range):
+                gaps.flush()
+                missedAny = true
+                printError(
+                    "heatgate tail: missed seq \(range.lowerBound)-\(range.upperBound): no longer in the journal"
+                        + (sub.lastJournalError.map { " (\($0))" } ?? ""))
+            case .gateUp(let last):
+                printError("heatgate tail: gate up (last_seq \(last))")
+            case .gateDown(let silent):
+                printError("heatgate tail: gate down (no heartbeat for \(silent))")
+            }
         }
+        gaps.flush()
+        if missedAny { throw ExitCode(1) }
+    }
+}
+
+/// Groups the decisions a subscriber read from the journal into runs, one stderr line per gap filled.
+struct GapReport {
+    var run: ClosedRange<UInt64>?
+
+    mutating func note(_ d: PublishedDecision) {
+        guard d.source == .journal else { return flush() }
+        if let r = run, d.seq == r.upperBound + 1 {
+            run = r.lowerBound...d.seq
+        } else {
+            flush()
+            run = d.seq...d.seq
+        }
+    }
+
+    mutating func flush() {
+        guard let r = run else { return }
+        printError("heatgate tail: gap seq \(r.lowerBound)-\(r.upperBound) filled from the journal")
+        run = nil
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HeatGateClient
 import HeatGateCore
 import HeatGateStore
 import HeatGateTestSupport
@@ -156,22 +157,40 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
             ])
     }
 
-    /// One subscriber that never reads: decisions still flow at the same pace; what cannot be delivered
-    /// is counted in `p26_publish_dropped_total` (and stays in the store for the Apply Layer).
-    @Test func aStalledSubscriberNeverSlowsTheDecisionPath() throws {
-        let n = 130_000
+    /// One subscriber that stops reading and one that reads, 200 000 proposals at full speed (issue 13).
+    ///
+    /// The reader receives every decision live: the stalled one's full queue drops only its own copies.
+    /// The stalled one is a ``DecisionSubscriber`` with `RCVHWM` 1000: once it reads again it gets what
+    /// its queues held live and the rest from the journal, and its count of journal deliveries is the
+    /// drop count that the publish socket cannot report. The decision path is not slowed by it either.
+    @Test func aStalledSubscriberNeitherBlindsTheOthersNorSlowsTheDecisionPath() throws {
+        let n = 200_000
         let lines = Array(example[0...1]) + (0..<n).map { proposal("s\($0)") }
-        func run(stalled: Bool) throws -> (seconds: Double, meanLatencyUS: Double, dropped: Double, seen: Int) {
+        struct Run {
+            var seconds: Double
+            var meanLatencyUS: Double
+            var seen: [(seq: UInt64, raw: [UInt8])]
+            var dropped: Double
+            var subscribers: Double
+            var stalled: (live: Int, journal: Int, seqs: [UInt64])?
+        }
+        func run(stalled: Bool) throws -> Run {
             let d = DaemonProcess(settings: ["P26_LOG_LEVEL": "warning", "P26_HEARTBEAT_SEC": "0.05"])
             try d.start()
             let reader = DecisionRecorder(publish: d.publish)
             #expect(reader.awaitLive())
-            var stuck: GateClientSockets?
+            var stuck: DecisionSubscriber?
             if stalled {
-                stuck = try GateClientSockets(ingest: d.ingest, publish: d.publish, topics: ["calibrated."])
-                try stuck?.sub.set(.receiveHighWaterMark, 1)
-                usleep(200_000)
+                var o = SubscriberOptions()
+                o.receiveHighWaterMark = 1000
+                o.heartbeatInterval = .milliseconds(50)
+                stuck = try DecisionSubscriber(
+                    publishEndpoint: d.publish, stateDir: d.stateDir, start: .after(0), options: o)
+                // Its subscription is live once the daemon counts it; then it stops reading.
+                let deadline = Date().addingTimeInterval(5)
+                while metricValue(d.metrics(), "p26_subscribers") != 2 && Date() < deadline { usleep(10_000) }
             }
+            let subscribers = metricValue(d.metrics(), "p26_subscribers") ?? -1
             let c = try GateClientSockets(ingest: d.ingest, publish: d.publish, topics: [])
             let t0 = Date()
             try c.send(lines)
@@ -188,18 +207,30 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
             #expect(metricValue(m, "p26_proposals_processed_total") == Double(n))
             let sum = metricValue(m, "p26_decision_latency_seconds_sum") ?? 0
             let count = metricValue(m, "p26_decision_latency_seconds_count") ?? 1
-            let dropped = metricValue(m, "p26_publish_dropped_total") ?? 0
+            var result = Run(
+                seconds: seconds, meanLatencyUS: sum / count * 1e6, seen: seen,
+                dropped: metricValue(m, "p26_publish_dropped_total") ?? -1, subscribers: subscribers)
+            if let stuck {
+                var got = Collected()
+                try stuck.collect(timeout: 60, into: &got) { $0.decisions.count >= n }
+                result.stalled = (stuck.deliveredLive, stuck.deliveredFromJournal, got.seqs)
+            }
             d.stop()
             _ = try checkStore(d.stateDir, seen: seen)
-            _ = stuck
-            return (seconds, sum / count * 1e6, dropped, seen.count)
+            return result
         }
         let free = try run(stalled: false)
         let stalled = try run(stalled: true)
-        #expect(free.dropped == 0)
-        #expect(free.seen == n)
-        #expect(stalled.dropped > 0, "the stalled pipe filled and drops were counted")
-        #expect(Double(stalled.seen) + stalled.dropped >= Double(n), "every decision was sent or counted")
+        for r in [free, stalled] {
+            #expect(r.seen.count == n, "the reading subscriber received every decision")
+            #expect(r.seen.map(\.seq) == (1...UInt64(n)).map { $0 }, "in order, each once")
+            #expect(r.dropped == 0, "the socket refused nothing")
+        }
+        #expect(free.subscribers == 1 && stalled.subscribers == 2, "p26_subscribers counts each subscription")
+        let s = try #require(stalled.stalled)
+        #expect(s.seqs == (1...UInt64(n)).map { $0 }, "the stalled one, once it reads, misses nothing")
+        #expect(s.journal > 0, "its queue overflowed: what it lost live is counted, and filled from the journal")
+        #expect(s.live + s.journal == n)
         // Generous bounds for a shared 2-core machine: the point is "not blocked", not a benchmark.
         #expect(stalled.seconds < free.seconds * 2 + 1, "throughput with a stalled subscriber")
         #expect(stalled.meanLatencyUS < free.meanLatencyUS * 3 + 50, "decision latency with a stalled subscriber")
@@ -212,7 +243,8 @@ func checkStore(_ dir: String, seen: [(seq: UInt64, raw: [UInt8])]) throws -> UI
                 "stalled_s": String(format: "%.2f", stalled.seconds),
                 "stalled_rate": "\(Int(Double(n) / stalled.seconds))/s",
                 "stalled_mean_latency_us": String(format: "%.1f", stalled.meanLatencyUS),
-                "dropped": "\(Int(stalled.dropped))", "reader_seen_when_stalled": "\(stalled.seen)",
+                "reader_received": "\(stalled.seen.count)", "publish_dropped": "\(Int(stalled.dropped))",
+                "stalled_live": "\(s.live)", "stalled_from_journal": "\(s.journal)",
             ])
     }
 }

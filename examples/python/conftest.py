@@ -9,3 +9,4 @@ fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fixtures)
 
 Daemon, Client, daemon, make_daemon = fixtures.Daemon, fixtures.Client, fixtures.daemon, fixtures.make_daemon
+BIN, free_port = fixtures.BIN, fixtures.free_port
