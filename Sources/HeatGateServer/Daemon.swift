@@ -107,6 +107,14 @@ public final class Daemon {
         pthread_sigmask(SIG_BLOCK, &sigs, nil)
         signal(SIGPIPE, SIG_IGN)
 
+        // Before the store opens: a second daemon on the same directory would take the same seqs.
+        let ownership: DirectoryLock
+        do {
+            ownership = try DirectoryLock(directory: config.stateDir)
+        } catch {
+            throw ServerError("\(error)")
+        }
+        defer { withExtendedLifetime(ownership) {} }
         let gate: Gate
         do {
             gate = try Gate(config: config, durable: false, metrics: metrics, now: wallClock())

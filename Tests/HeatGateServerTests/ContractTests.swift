@@ -101,6 +101,31 @@ import ZeroMQ
         #expect(d.log.contains("repeats_restored=\(n)"))
     }
 
+    /// SPEC §5: one daemon per state directory. Two both started, and one lost its batches (MDB_KEYEXIST).
+    @Test func aSecondDaemonOnTheSameStoreRefusesAndNamesTheFirst() throws {
+        let first = DaemonProcess(settings: ["P26_LOG_LEVEL": "warning"])
+        var c = try started(first)
+        try c.send(Self.cold + [proposal("one")])
+        #expect(try c.decisions(1).first?.json["seq"]?.number == 1)
+        let second = DaemonProcess(settings: ["P26_STATE_DIR": first.stateDir, "P26_LOG_LEVEL": "warning"])
+        #expect(throws: (any Error).self) { try second.start(timeout: 5) }
+        #expect(!second.isRunning)
+        second.stop()
+        #expect(second.log.contains("another heatgate (pid \(first.pid)) owns \(first.stateDir)"), "\(second.log)")
+        // The first one never noticed: it still decides, in sequence.
+        try c.send([proposal("two")])
+        #expect(try c.decisions(1).first?.json["seq"]?.number == 2)
+        // A kill -9 leaves the pid file behind but not the lock: the next daemon starts and goes on.
+        first.stop(signal: SIGKILL)
+        try second.start()
+        c = try GateClientSockets(ingest: second.ingest, publish: second.publish)
+        _ = try c.awaitHeartbeat()
+        try c.send([proposal("three")])
+        #expect(try c.decisions(1).first?.json["seq"]?.number == 3)
+        #expect(DirectoryLock.owner(of: first.stateDir) == second.pid)
+        second.stop()
+    }
+
     /// Item 7: the switch was read only when a batch began, so an idle gate showed it off.
     @Test func theKillSwitchShowsWithinAHeartbeatWhileIdle() throws {
         let d = DaemonProcess(settings: ["P26_HEARTBEAT_SEC": "0.2"])
