@@ -1,4 +1,4 @@
-"""Resolve an exit proposal to the action the Apply Layer executes: HeatGate's read contract (SPEC §5).
+"""Resolve an exit proposal to the action the Apply Layer executes: HeatGate's read contract (contract §5).
 
     gate = HeatGate("/var/lib/quantum-portfolio-heat-gate", "tcp://127.0.0.1:5557")
     r = gate.resolve(symbol, plan_id, harvest_action)   # or gate.resolve_proposal(fields): no plan_id needed
@@ -24,7 +24,7 @@ Resolution = namedtuple("Resolution", "action reason decision")
 
 
 def contract(kill_switch, decision, plan_id, original_action, now):
-    """SPEC §5: the decision's action only if it exists, is unexpired, and is for this plan_id and action."""
+    """contract §5: the decision's action only if it exists, is unexpired, and is for this plan_id and action."""
     if kill_switch:
         return Resolution(None, "kill_switch", decision)
     if decision is None:

@@ -7,14 +7,14 @@
             continue
         if e.kind == "decision":        # e.seq, e.raw (bytes as published), e.decision (dict), e.source
             record(e.decision); saved_seq = e.seq
-        elif e.kind == "gate_down":     # keep executing proposals as they stand (SPEC §5)
+        elif e.kind == "gate_down":     # keep executing proposals as they stand (contract §5)
             alert(e.silent_sec)
         elif e.kind == "missed":        # e.first..e.last are no longer in the journal (retention)
             log(e.first, e.last)
 
 The Python counterpart of the Swift `DecisionSubscriber` (docs/apply-layer.md), with the same rules. PUB/SUB
 loses messages by design — while either side restarts, while a reconnect is in flight, when a queue is
-full — but `seq` is gap-free and every decision is journaled before it is published (SPEC §4). So a gap,
+full — but `seq` is gap-free and every decision is journaled before it is published (contract §4). So a gap,
 seen from the next decision's `seq` or from a heartbeat's `last_seq`, is read from the journal, read-only.
 The gate answers each new subscription with a heartbeat, so after a restart of the gate the follower
 learns at once what it missed. Pull-style and single-threaded: call `next` from one thread; while it is not

@@ -1,6 +1,6 @@
 """HeatGate's plan identity in Python: the plan id the gate derives for a proposal that carries none.
 
-The Apply Layer looks a decision up by symbol, plan id and action (SPEC §5). The stack's producers send no
+The Apply Layer looks a decision up by symbol, plan id and action (contract §5). The stack's producers send no
 `plan_id`, so the gate derives one; this module computes the same id, byte for byte as docs/apply-layer.md
 ("Deriving the plan id") specifies and as the gate's Swift code (`PlanIdentity`) does:
 
@@ -48,7 +48,7 @@ def utf8(s):
 
 
 def absent(v):
-    """SPEC §3: an optional field that is null, "" or "None" counts as absent."""
+    """contract §3: an optional field that is null, "" or "None" counts as absent."""
     return v is None or v == "" or v == "None"
 
 

@@ -1,4 +1,4 @@
-"""The Apply Layer example (heatgate_apply.py) against a real daemon: every branch of SPEC §5's contract."""
+"""The Apply Layer example (heatgate_apply.py) against a real daemon: every branch of contract §5's contract."""
 import json
 import os
 import re
