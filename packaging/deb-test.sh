@@ -279,12 +279,12 @@ if has_subcommand kill && has_subcommand get; then
     # shellcheck disable=SC2046 # config_args is empty or two words
     if out=$(as_user $svcuser "${store_env[@]}" heatgate kill on --reason deb-test $(config_args kill) 2>&1); then
         pass "heatgate kill on, as $svcuser, with no daemon running"
-        rc=0; out=$(as_user applylayer "${store_env[@]}" heatgate get BTCUSDT $(config_args get) 2>&1) || rc=$?
+        rc=0; out=$(as_user applylayer "${store_env[@]}" heatgate get BTCUSDT --plan-id p1 --action FULL_CLOSE_PROPOSED $(config_args get) 2>&1) || rc=$?
         if [ $rc -eq 4 ]; then pass "heatgate get as a member of $group: exit 4 (kill switch on)"
         else fail "heatgate get as a member of $group: exit $rc, want 4: $out"; fi
         # Someone outside the group cannot read the store. `get` then falls back to the original
         # proposal (exit 3), as the read contract says for a store it cannot use.
-        rc=0; out=$(as_user outsider "${store_env[@]}" heatgate get BTCUSDT $(config_args get) 2>&1) || rc=$?
+        rc=0; out=$(as_user outsider "${store_env[@]}" heatgate get BTCUSDT --plan-id p1 --action FULL_CLOSE_PROPOSED $(config_args get) 2>&1) || rc=$?
         if [ $rc -eq 3 ] && grep -q 'Permission denied' <<<"$out"; then
             pass "heatgate get as another user: permission denied, exit 3 (fail-open)"
         else fail "heatgate get as another user: exit $rc, want 3 and 'Permission denied': $out"; fi
