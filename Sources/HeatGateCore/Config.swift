@@ -20,6 +20,63 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// When a change of a key takes effect.
+public enum ConfigApplies: String, Sendable {
+    /// Applied live by `SIGHUP` (or `heatgate reload`).
+    case reload
+    /// Read at start only: a reload that changes it logs that a restart is needed.
+    case restart
+}
+
+/// The numbers a numeric key accepts: finite, within bounds, whole where it counts something.
+public struct ConfigRange: Equatable, Sendable {
+    public var lower: Double
+    public var upper: Double
+    /// The lower bound itself is refused (a limit of 0 s would make everything stale).
+    public var lowerOpen: Bool
+    public var whole: Bool
+
+    public func contains(_ d: Double) -> Bool {
+        d.isFinite && (lowerOpen ? d > lower : d >= lower) && d <= upper && (!whole || d == d.rounded())
+    }
+
+    /// The range as docs/configuration.md and error messages spell it.
+    public var text: String {
+        let kind = whole ? "a whole number" : "a number"
+        return "\(kind), \(fmt(lower)) \(lowerOpen ? "<" : "<=") x <= \(fmt(upper))"
+    }
+}
+
+/// One key of the configuration: its name, what it accepts, when a change applies.
+public struct ConfigKeyInfo: Sendable {
+    public var key: String
+    /// What the key accepts, in words (ranges spelt by ``ConfigRange/text``).
+    public var allowed: String
+    /// For numeric keys, the range every source is checked against: file, environment, flag, reload.
+    public var range: ConfigRange?
+    public var applies: ConfigApplies
+
+    init(_ key: String, _ allowed: String, _ applies: ConfigApplies) {
+        self.key = key
+        self.allowed = allowed
+        self.range = nil
+        self.applies = applies
+    }
+
+    init(_ key: String, _ range: ConfigRange, _ applies: ConfigApplies) {
+        self.key = key
+        self.allowed = range.text
+        self.range = range
+        self.applies = applies
+    }
+}
+
+extension ConfigRange {
+    static func number(_ lower: Double, _ upper: Double, lowerOpen: Bool = false, whole: Bool = false) -> Self {
+        ConfigRange(lower: lower, upper: upper, lowerOpen: lowerOpen, whole: whole)
+    }
+}
+
 /// Log verbosity, in the names operators use.
 public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
     case trace = 0
@@ -86,39 +143,108 @@ public struct GateConfig: Equatable, Sendable {
         controlEndpointSetting ?? "ipc://\(stateDir)/control.sock"
     }
 
-    /// The keys this configuration reads, in the order of SPEC §6.
-    public static let keys: [String] = [
-        "P26_MODE", "HEAT_MIN", "HEAT_MAX", "HEAT_COLD_ACTION", "HEAT_WARM_ACTION", "HEAT_HOT_ACTION",
-        "P26_FAIL_MODE", "P26_STATE_MAX_AGE_SEC", "P26_PROPOSAL_MAX_AGE_SEC", "P26_CALIBRATED_TTL_SEC",
-        "P26_REPEAT_PEAK_RATE", "P26_JOURNAL_RETENTION_SEC", "P26_STATE_DIR", "P26_INGEST_ENDPOINT",
-        "P26_PUBLISH_ENDPOINT",
-        "P26_CONTROL_ENDPOINT", "P26_METRICS_BIND", "P26_METRICS_PORT", "P26_LOG_LEVEL", "P26_LOG_FORMAT",
-        "P26_MAP_SIZE_MB", "P26_HEARTBEAT_SEC", "P26_CURVE_SECRET_KEY", "P26_CURVE_ALLOWED_CLIENTS",
-        "P26_ALLOW_INSECURE_BIND",
+    /// The keys this configuration reads, in the order of the contract's §6.
+    public static let keys: [String] = table.map(\.key)
+
+    /// Every key, with what it accepts and when a change takes effect: the one table that parsing,
+    /// `check-config`, reload and docs/configuration.md all follow.
+    public static let table: [ConfigKeyInfo] = [
+        .init("P26_MODE", "`shadow` or `enforce`, any case", .reload),
+        .init("HEAT_MIN", .number(0, 100), .reload),
+        .init("HEAT_MAX", .number(0, 100, lowerOpen: true), .reload),
+        .init("HEAT_COLD_ACTION", "an action: " + Action.allCases.map(\.token).joined(separator: ", "), .reload),
+        .init("HEAT_WARM_ACTION", "an action, as HEAT_COLD_ACTION", .reload),
+        .init("HEAT_HOT_ACTION", "an action, as HEAT_COLD_ACTION", .reload),
+        .init("P26_FAIL_MODE", "`closed` or `open`", .reload),
+        .init("P26_STATE_MAX_AGE_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_PROPOSAL_MAX_AGE_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_CALIBRATED_TTL_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_REPEAT_PEAK_RATE", .number(0, 100_000, lowerOpen: true), .restart),
+        .init("P26_JOURNAL_RETENTION_SEC", .number(0, 315_360_000, lowerOpen: true), .reload),
+        .init("P26_STATE_DIR", "a directory path", .restart),
+        .init("P26_INGEST_ENDPOINT", "a ZeroMQ endpoint: `tcp://HOST:PORT` or `ipc://PATH`", .restart),
+        .init("P26_PUBLISH_ENDPOINT", "a ZeroMQ endpoint, as P26_INGEST_ENDPOINT", .restart),
+        .init("P26_CONTROL_ENDPOINT", "a ZeroMQ endpoint, as P26_INGEST_ENDPOINT", .restart),
+        .init("P26_METRICS_BIND", "an address to bind", .restart),
+        .init("P26_METRICS_PORT", .number(0, 65_535, whole: true), .restart),
+        .init("P26_LOG_LEVEL", LogLevel.allCases.map { "`\($0.label)`" }.joined(separator: ", "), .reload),
+        .init("P26_LOG_FORMAT", "`logfmt` or `json`", .reload),
+        .init("P26_MAP_SIZE_MB", .number(1, 1_048_576, whole: true), .restart),
+        .init("P26_HEARTBEAT_SEC", .number(0, 3_600), .reload),
+        .init("P26_CURVE_SECRET_KEY", "a Z85 secret key of 40 characters", .restart),
+        .init("P26_CURVE_ALLOWED_CLIENTS", "comma-separated Z85 public keys of 40 characters", .restart),
+        .init("P26_ALLOW_INSECURE_BIND", "`true` or `false` (also 1/0, yes/no, on/off)", .restart),
     ]
+
+    /// The entry of ``table`` for a key.
+    public static func info(_ key: String) -> ConfigKeyInfo? { table.first { $0.key == key } }
+
+    /// The value of a key, as the config file would spell it (the default for keys left unset).
+    public func text(_ key: String) -> String {
+        switch key {
+        case "P26_MODE": mode.label
+        case "HEAT_MIN": fmt(heatMin)
+        case "HEAT_MAX": fmt(heatMax)
+        case "HEAT_COLD_ACTION": coldAction.token
+        case "HEAT_WARM_ACTION": warmAction.token
+        case "HEAT_HOT_ACTION": hotAction.token
+        case "P26_FAIL_MODE": failMode == .closed ? "closed" : "open"
+        case "P26_STATE_MAX_AGE_SEC": fmt(stateMaxAgeSec)
+        case "P26_PROPOSAL_MAX_AGE_SEC": fmt(proposalMaxAgeSec)
+        case "P26_CALIBRATED_TTL_SEC": fmt(calibratedTTLSec)
+        case "P26_REPEAT_PEAK_RATE": fmt(repeatPeakRate)
+        case "P26_JOURNAL_RETENTION_SEC": fmt(journalRetentionSec)
+        case "P26_STATE_DIR": stateDir
+        case "P26_INGEST_ENDPOINT": ingestEndpoint
+        case "P26_PUBLISH_ENDPOINT": publishEndpoint
+        case "P26_CONTROL_ENDPOINT": controlEndpointSetting ?? "ipc://<P26_STATE_DIR>/control.sock"
+        case "P26_METRICS_BIND": metricsBind
+        case "P26_METRICS_PORT": String(metricsPort)
+        case "P26_LOG_LEVEL": logLevel.label
+        case "P26_LOG_FORMAT": logFormat.rawValue
+        case "P26_MAP_SIZE_MB": String(mapSizeMB)
+        case "P26_HEARTBEAT_SEC": fmt(heartbeatSec)
+        case "P26_CURVE_SECRET_KEY": curveSecretKey == nil ? "" : "(set)"
+        case "P26_CURVE_ALLOWED_CLIENTS": curveAllowedClients.joined(separator: ",")
+        case "P26_ALLOW_INSECURE_BIND": allowInsecureBind ? "true" : "false"
+        default: ""
+        }
+    }
+
+    /// The keys whose value differs between two configurations and that take effect only at start.
+    public static func restartNeeded(running: GateConfig, file: GateConfig) -> [String] {
+        table.filter { $0.applies == .restart && running.text($0.key) != file.text($0.key) }.map(\.key)
+    }
 
     /// Sets one key from its text.
     ///
     /// - Throws: ``ConfigError`` naming the key and the allowed values.
     public mutating func set(_ key: String, _ raw: String, source: String = "") throws(ConfigError) {
         let value = raw.trimmingBlanks()
+        guard let info = Self.info(key) else {
+            throw ConfigError(
+                key: key, value: raw, allowed: "a known key (\(Self.keys.joined(separator: ", ")))",
+                source: source)
+        }
         func fail(_ allowed: String) -> ConfigError {
             ConfigError(key: key, value: raw, allowed: allowed, source: source)
         }
-        func number(min: Double, exclusiveMin: Bool = false) throws(ConfigError) -> Double {
-            let allowed = exclusiveMin ? "a number > \(fmt(min))" : "a number >= \(fmt(min))"
-            guard let d = Double(value), d.isFinite else { throw fail(allowed) }
-            guard exclusiveMin ? d > min : d >= min else { throw fail(allowed) }
+        func number() throws(ConfigError) -> Double {
+            guard let range = info.range else { throw fail(info.allowed) }
+            guard let d = Double(value), range.contains(d) else { throw fail(info.allowed) }
             return d
         }
+        func whole() throws(ConfigError) -> Int {
+            let d = try number()
+            guard let i = Int(exactly: d) else { throw fail(info.allowed) }
+            return i
+        }
         func action() throws(ConfigError) -> Action {
-            guard let a = Action(token: value) else {
-                throw fail("one of " + Action.allCases.map(\.token).joined(separator: ", "))
-            }
+            guard let a = Action(token: value) else { throw fail(info.allowed) }
             return a
         }
         func text() throws(ConfigError) -> String {
-            guard !value.isEmpty else { throw fail("a non-empty value") }
+            guard !value.isEmpty else { throw fail("a non-empty value: \(info.allowed)") }
             return value
         }
         switch key {
@@ -126,10 +252,10 @@ public struct GateConfig: Equatable, Sendable {
             switch value.lowercased() {
             case "shadow": mode = .shadow
             case "enforce": mode = .enforce
-            default: throw fail("shadow or enforce")
+            default: throw fail(info.allowed)
             }
-        case "HEAT_MIN": heatMin = try number(min: 0)
-        case "HEAT_MAX": heatMax = try number(min: 0, exclusiveMin: true)
+        case "HEAT_MIN": heatMin = try number()
+        case "HEAT_MAX": heatMax = try number()
         case "HEAT_COLD_ACTION": coldAction = try action()
         case "HEAT_WARM_ACTION": warmAction = try action()
         case "HEAT_HOT_ACTION": hotAction = try action()
@@ -137,55 +263,44 @@ public struct GateConfig: Equatable, Sendable {
             switch value.lowercased() {
             case "closed": failMode = .closed
             case "open": failMode = .open
-            default: throw fail("closed or open")
+            default: throw fail(info.allowed)
             }
-        case "P26_STATE_MAX_AGE_SEC": stateMaxAgeSec = try number(min: 0, exclusiveMin: true)
-        case "P26_PROPOSAL_MAX_AGE_SEC": proposalMaxAgeSec = try number(min: 0, exclusiveMin: true)
-        case "P26_CALIBRATED_TTL_SEC": calibratedTTLSec = try number(min: 0, exclusiveMin: true)
-        case "P26_REPEAT_PEAK_RATE":
-            let rate = try number(min: 0, exclusiveMin: true)
-            guard rate <= 100_000 else { throw fail("a number of proposals per second, > 0 and <= 100000") }
-            repeatPeakRate = rate
-        case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = try number(min: 0, exclusiveMin: true)
+        case "P26_STATE_MAX_AGE_SEC": stateMaxAgeSec = try number()
+        case "P26_PROPOSAL_MAX_AGE_SEC": proposalMaxAgeSec = try number()
+        case "P26_CALIBRATED_TTL_SEC": calibratedTTLSec = try number()
+        case "P26_REPEAT_PEAK_RATE": repeatPeakRate = try number()
+        case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = try number()
         case "P26_STATE_DIR": stateDir = try text()
         case "P26_INGEST_ENDPOINT": ingestEndpoint = try endpoint(value, fail)
         case "P26_PUBLISH_ENDPOINT": publishEndpoint = try endpoint(value, fail)
         case "P26_CONTROL_ENDPOINT": controlEndpointSetting = try endpoint(value, fail)
         case "P26_METRICS_BIND": metricsBind = try text()
-        case "P26_METRICS_PORT":
-            guard let p = Int(value), (0...65535).contains(p) else { throw fail("a port 0-65535 (0: any free port)") }
-            metricsPort = p
+        case "P26_METRICS_PORT": metricsPort = try whole()
         case "P26_LOG_LEVEL":
             guard let l = LogLevel.allCases.first(where: { $0.label == value.lowercased() }) else {
-                throw fail(LogLevel.allCases.map(\.label).joined(separator: ", "))
+                throw fail(info.allowed)
             }
             logLevel = l
         case "P26_LOG_FORMAT":
-            guard let f = LogFormat(rawValue: value.lowercased()) else { throw fail("logfmt or json") }
+            guard let f = LogFormat(rawValue: value.lowercased()) else { throw fail(info.allowed) }
             logFormat = f
-        case "P26_MAP_SIZE_MB":
-            guard let m = Int(value), m >= 1, m <= 1 << 20 else { throw fail("a whole number of MiB, 1-1048576") }
-            mapSizeMB = m
-        case "P26_HEARTBEAT_SEC": heartbeatSec = try number(min: 0)
+        case "P26_MAP_SIZE_MB": mapSizeMB = try whole()
+        case "P26_HEARTBEAT_SEC": heartbeatSec = try number()
         case "P26_CURVE_SECRET_KEY":
-            guard value.utf8.count == 40 else { throw fail("a Z85 secret key of 40 characters") }
+            guard value.utf8.count == 40 else { throw fail(info.allowed) }
             curveSecretKey = value
         case "P26_CURVE_ALLOWED_CLIENTS":
             let keys = value.split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
-            guard keys.allSatisfy({ $0.utf8.count == 40 }) else {
-                throw fail("comma-separated Z85 public keys of 40 characters")
-            }
+            guard keys.allSatisfy({ $0.utf8.count == 40 }) else { throw fail(info.allowed) }
             curveAllowedClients = keys
         case "P26_ALLOW_INSECURE_BIND":
             switch value.lowercased() {
             case "1", "true", "yes", "on": allowInsecureBind = true
             case "0", "false", "no", "off", "": allowInsecureBind = false
-            default: throw fail("true or false")
+            default: throw fail(info.allowed)
             }
         default:
-            throw ConfigError(
-                key: key, value: raw, allowed: "a known key (\(Self.keys.joined(separator: ", ")))",
-                source: source)
+            throw fail(info.allowed)
         }
     }
 
@@ -228,14 +343,52 @@ extension String {
     }
 }
 
-/// Where an inline ` #` comment starts in an unquoted value.
-private func inlineComment(_ v: String) -> String.Index? {
-    var prev: Character = "x"
-    for i in v.indices {
-        if v[i] == "#" && (prev == " " || prev == "\t") { return i }
-        prev = v[i]
+/// The right-hand side of a `KEY=VALUE` line, split the way the loader reads it and the editor rewrites it.
+public struct ConfigValueText: Equatable, Sendable {
+    /// The value, without its quotes.
+    public var value: String
+    /// The quote around it (`"` or `'`), if any.
+    public var quote: Character?
+    /// A trailing comment with the blanks before it (`" # why"`, `"\t# why"`), or empty.
+    public var comment: String
+
+    /// Splits `text`: a value in matching quotes may be followed by blanks and a `#` comment; in an
+    /// unquoted value a `#` after a space or a tab starts the comment. Anything else is the value.
+    public init(_ text: Substring) {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        let body = text.drop(while: blank)
+        if let q = body.first, q == "\"" || q == "'",
+            let close = body.dropFirst().firstIndex(of: q)
+        {
+            let after = body[body.index(after: close)...]
+            let trimmed = after.drop(while: blank)
+            if trimmed.isEmpty || trimmed.first == "#" {
+                value = String(body[body.index(after: body.startIndex)..<close])
+                quote = q
+                comment = trimmed.isEmpty ? "" : String(after)
+                return
+            }
+        }
+        quote = nil
+        var prev: Character = "x"
+        var cut: Substring.Index?
+        for i in body.indices {
+            if body[i] == "#" && (prev == " " || prev == "\t") {
+                cut = i
+                break
+            }
+            prev = body[i]
+        }
+        guard var start = cut else {
+            value = String(body).trimmingBlanks()
+            comment = ""
+            return
+        }
+        while start > body.startIndex, blank(body[body.index(before: start)]) { start = body.index(before: start) }
+        value = String(body[..<start]).trimmingBlanks()
+        comment = String(body[start...]).trimmingBlanks().isEmpty ? "" : String(body[start...])
+        while let l = comment.last, blank(l) { comment.removeLast() }
     }
-    return nil
 }
 
 /// Reads configuration: file, then environment, then flags, later winning (SPEC §6).
@@ -263,12 +416,7 @@ public enum ConfigLoader {
                 throw ConfigError(key: line, value: "", allowed: "a KEY=VALUE line", source: "\(name):\(lineNo)")
             }
             let key = String(line[..<eq]).trimmingBlanks()
-            var value = String(line[line.index(after: eq)...]).trimmingBlanks()
-            if value.count >= 2, let q = value.first, q == "\"" || q == "'", value.last == q {
-                value = String(value.dropFirst().dropLast())
-            } else if let hash = inlineComment(value) {
-                value = String(value[..<hash]).trimmingBlanks()
-            }
+            let value = ConfigValueText(line[line.index(after: eq)...]).value
             entries.append(Entry(key: key, value: value, line: lineNo))
         }
         return entries

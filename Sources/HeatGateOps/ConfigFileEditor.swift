@@ -46,22 +46,10 @@ public enum ConfigFileEditor {
             guard let eq = body.firstIndex(of: "="),
                 body[..<eq].trimmingCharacters(in: .whitespaces) == key
             else { continue }
-            var rest = body[body.index(after: eq)...]
-            var comment = ""
-            // A ` #` outside quotes starts a comment to keep.
-            if let hash = rest.range(of: " #"), !rest[..<hash.lowerBound].contains("\"") {
-                var start = hash.lowerBound
-                while start > rest.startIndex,
-                    rest[rest.index(before: start)] == " " || rest[rest.index(before: start)] == "\t"
-                {
-                    start = rest.index(before: start)
-                }
-                comment = String(rest[start...])
-                rest = rest[..<start]
-            }
-            previous = rest.trimmingCharacters(in: .whitespaces).trimmingCharacters(
-                in: CharacterSet(charactersIn: "\"'"))
-            lines[i] = "\(indent)\(export)\(key)=\(value)\(comment)"
+            let rest = ConfigValueText(body[body.index(after: eq)...])
+            previous = rest.value
+            let q = rest.quote.map(String.init) ?? ""
+            lines[i] = "\(indent)\(export)\(key)=\(q)\(value)\(q)\(rest.comment)"
             found = true
         }
         if !found { lines.append("\(key)=\(value)") }
@@ -76,7 +64,13 @@ public enum ConfigFileEditor {
     /// - Throws: ``LedgerError`` naming the path and the cause, or the configuration error of the new
     ///   text (nothing is written then).
     @discardableResult
-    public static func set(key: String, value: String, in path: String) throws -> Change {
+    public static func set(key: String, value: String, in given: String) throws -> Change {
+        // A symlinked config (a common deployment) is edited where it points: the link stays a link.
+        guard let resolved = realpath(given, nil) else {
+            throw LedgerError("cannot read \(given): \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: resolved)
+        free(resolved)
         guard let data = FileManager.default.contents(atPath: path) else { throw LedgerError("cannot read \(path)") }
         let old = String(decoding: data, as: UTF8.self)
         let (text, previous) = rewrite(old, key: key, value: value)

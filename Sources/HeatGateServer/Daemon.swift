@@ -291,7 +291,7 @@ public final class Daemon {
             }
             if config.heartbeatSec > 0 && now >= nextHeartbeat {
                 publishHeartbeat(gate, pub, &heartbeat)
-                nextHeartbeat = now + UInt64(config.heartbeatSec * 1e9)
+                nextHeartbeat = now &+ UInt64(min(config.heartbeatSec, 3_600) * 1e9)
             }
             // Sweeps start once a second and go on, one bounded chunk per batch (see Sweeper), until nothing
             // expired is left; never skipped under load, so the TTL table cannot outgrow what is removed.
@@ -481,15 +481,11 @@ public final class Daemon {
             config.logFormat = fresh.logFormat
             gate.apply(Policy(config))
             logger = Logger(level: config.logLevel, format: config.logFormat)
-            var restartOnly: [String] = []
-            if fresh.stateDir != old.stateDir { restartOnly.append("P26_STATE_DIR") }
-            if fresh.ingestEndpoint != old.ingestEndpoint { restartOnly.append("P26_INGEST_ENDPOINT") }
-            if fresh.publishEndpoint != old.publishEndpoint { restartOnly.append("P26_PUBLISH_ENDPOINT") }
-            if fresh.controlEndpoint != old.controlEndpoint { restartOnly.append("P26_CONTROL_ENDPOINT") }
-            if fresh.metricsBind != old.metricsBind || fresh.metricsPort != old.metricsPort {
-                restartOnly.append("P26_METRICS_BIND/PORT")
+            var restartOnly = GateConfig.restartNeeded(running: old, file: fresh)
+            if RepeatWindow.capacity(ttl: fresh.calibratedTTLSec, peakRate: old.repeatPeakRate) > gate.repeatCapacity {
+                // The window was sized at start for the TTL then; a longer one needs a bigger window.
+                restartOnly.append("P26_CALIBRATED_TTL_SEC (repeat window size)")
             }
-            if fresh.mapSizeMB != old.mapSizeMB { restartOnly.append("P26_MAP_SIZE_MB") }
             logger.notice(
                 "configuration reloaded",
                 [

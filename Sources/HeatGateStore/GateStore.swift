@@ -298,7 +298,7 @@ public final class GateStore: @unchecked Sendable {
         _ expiresAt: Double, _ symbol: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R
     ) rethrows -> R {
         try withUnsafeTemporaryAllocation(byteCount: 8 + symbol.count, alignment: 8) { buf in
-            let ms = UInt64(max(0, (expiresAt * 1000).rounded(.up)))
+            let ms = saturatingMillis((expiresAt * 1000).rounded(.up))
             withUnsafeBytes(of: ms.bigEndian) { buf.copyMemory(from: $0) }
             UnsafeMutableRawBufferPointer(rebasing: buf[8...]).copyMemory(from: symbol)
             return try body(UnsafeRawBufferPointer(buf))
@@ -547,7 +547,7 @@ public final class GateStore: @unchecked Sendable {
     public func sweepExpired(_ txn: borrowing Transaction, now: Double, limit: Int) throws -> (
         removed: Int, entries: Int, more: Bool
     ) {
-        let nowMs = UInt64(max(0, now * 1000))
+        let nowMs = saturatingMillis(now * 1000)
         var removed = 0
         var visited = 0
         var more = false
@@ -706,4 +706,10 @@ public final class GateStore: @unchecked Sendable {
             size = bytes
         }
     }
+}
+
+/// Milliseconds as a TTL key: a time no clock reaches (or NaN) is clamped, never trapped on.
+func saturatingMillis(_ ms: Double) -> UInt64 {
+    guard ms.isFinite, ms > 0 else { return ms == .infinity ? UInt64.max : 0 }
+    return ms >= 18_446_744_073_709_549_568 ? UInt64.max : UInt64(ms)
 }

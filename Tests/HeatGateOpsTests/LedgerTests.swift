@@ -164,7 +164,7 @@ struct ConfigFileEditorTests {
                 export P26_MODE=enforce   # start safe
 
                 HEAT_MIN=0.2
-                P26_MODE=enforce
+                P26_MODE="enforce"
 
                 """)
         let (appended, none) = ConfigFileEditor.rewrite("HEAT_MIN=0.2\n", key: "P26_MODE", value: "shadow")
@@ -174,6 +174,45 @@ struct ConfigFileEditorTests {
         // A key that merely starts the same is another key.
         let (other, _) = ConfigFileEditor.rewrite("P26_MODE_X=1\n", key: "P26_MODE", value: "enforce")
         #expect(other == "P26_MODE_X=1\nP26_MODE=enforce\n")
+    }
+
+    @Test("keeps a comment after a tab and a quoted value's quotes and comment (issue 12, item 15)")
+    func keepsTabCommentsAndQuotes() throws {
+        let text = "P26_MODE=shadow\t# after a tab\nexport P26_MODE='shadow'  # quoted\nHEAT_MIN=0.2\t#t\n"
+        let (out, previous) = ConfigFileEditor.rewrite(text, key: "P26_MODE", value: "enforce")
+        #expect(previous == "shadow")
+        #expect(out == "P26_MODE=enforce\t# after a tab\nexport P26_MODE='enforce'  # quoted\nHEAT_MIN=0.2\t#t\n")
+        let config = try ConfigLoader.load(fileText: out)
+        #expect(config.mode == .enforce && config.heatMin == 0.2)
+    }
+
+    @Test("the loader reads a quoted value followed by a comment")
+    func quotedValueThenComment() throws {
+        let c = try ConfigLoader.load(
+            fileText: "P26_MODE=\"enforce\" # c\nHEAT_MIN='0.1'\t# t\nP26_STATE_DIR=\"a b # not a comment\"\n")
+        #expect(c.mode == .enforce && c.heatMin == 0.1 && c.stateDir == "a b # not a comment")
+        let unquoted = ConfigValueText("\"x\" y"[...])
+        #expect(unquoted.value == "\"x\" y" && unquoted.quote == nil && unquoted.comment.isEmpty)
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(fileText: "P26_MODE=\"enforce\" junk\n") }
+    }
+
+    @Test("writes through a symlink: the link stays, its target is updated with its mode")
+    func throughASymlink() throws {
+        let dir = TemporaryDirectory("heatgate-config")
+        try FileManager.default.createDirectory(atPath: dir.path + "/real", withIntermediateDirectories: true)
+        let target = dir.path + "/real/gate.env"
+        #expect(FileManager.default.createFile(atPath: target, contents: Data("P26_MODE=shadow # c\n".utf8)))
+        chmod(target, 0o600)
+        let link = dir.path + "/gate.env"
+        #expect(symlink("real/gate.env", link) == 0)
+        let change = try ConfigFileEditor.set(key: "P26_MODE", value: "enforce", in: link)
+        #expect(change.previous == "shadow")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "real/gate.env")
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "P26_MODE=enforce # c\n")
+        var st = stat()
+        stat(target, &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/real") == ["gate.env"])
     }
 
     @Test("writes atomically with the file's mode, and refuses a result that is not a valid configuration")

@@ -157,6 +157,16 @@ import Testing
         ("P26_CURVE_SECRET_KEY=short", "P26_CURVE_SECRET_KEY"),
         ("P26_CURVE_ALLOWED_CLIENTS=abc", "P26_CURVE_ALLOWED_CLIENTS"),
         ("P26_ALLOW_INSECURE_BIND=maybe", "P26_ALLOW_INSECURE_BIND"),
+        // Out of range: finite, but past what the daemon can turn into a time or a size (issue 12, item 13).
+        ("P26_CALIBRATED_TTL_SEC=1e20", "P26_CALIBRATED_TTL_SEC"),
+        ("P26_HEARTBEAT_SEC=1e11", "P26_HEARTBEAT_SEC"),
+        ("P26_STATE_MAX_AGE_SEC=1e300", "P26_STATE_MAX_AGE_SEC"),
+        ("P26_PROPOSAL_MAX_AGE_SEC=1e19", "P26_PROPOSAL_MAX_AGE_SEC"),
+        ("P26_JOURNAL_RETENTION_SEC=1e300", "P26_JOURNAL_RETENTION_SEC"),
+        ("P26_REPEAT_PEAK_RATE=1e9", "P26_REPEAT_PEAK_RATE"),
+        ("HEAT_MAX=1e308", "HEAT_MAX"),
+        ("P26_MAP_SIZE_MB=1.5", "P26_MAP_SIZE_MB"),
+        ("P26_METRICS_PORT=80.5", "P26_METRICS_PORT"),
         ("P26_MOED=enforce", "P26_MOED"),
         ("this line has no equals sign", "this line has no equals sign"),
     ]
@@ -201,5 +211,32 @@ import Testing
         #expect(refusals.count == Self.configs.count)
         for ((_, key), line) in zip(Self.configs, refusals) { #expect(line.contains(key), "\(line)") }
         reportLine("bad-config-reload", ["cases": "\(Self.configs.count)", "refused": "\(refusals.count)"])
+    }
+
+    /// Every numeric key at the edge of its range: the daemon starts, decides and reloads (issue 12, item
+    /// 13: a TTL or heartbeat the checks accepted used to trap on the first decision or the next beat).
+    @Test func aDaemonAtTheEdgesOfEveryRangeDecidesAndReloads() throws {
+        let edges =
+            "P26_CALIBRATED_TTL_SEC=86400\nP26_REPEAT_PEAK_RATE=48\nP26_STATE_MAX_AGE_SEC=86400\n"
+            + "P26_PROPOSAL_MAX_AGE_SEC=86400\nP26_JOURNAL_RETENTION_SEC=315360000\nHEAT_MAX=100\n"
+        let d = DaemonProcess(settings: ["P26_HEARTBEAT_SEC": "0.1"], configFile: edges)
+        try d.start()
+        let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
+        _ = try c.awaitHeartbeat()
+        try c.send(Self.book)
+        try c.send([proposal("edge-1")])
+        let first = try #require(try c.decisions(1, timeout: 5).first?.json)
+        let ts = try #require(first["ts"]?.number)
+        let expires = try #require(first["expires_at"]?.number)
+        #expect(abs(expires - ts - 86_400) < 1, "expires_at is a day after the decision")
+        try (edges + "P26_HEARTBEAT_SEC=3600\n").write(toFile: d.configPath!, atomically: true, encoding: .utf8)
+        d.signal(SIGHUP)
+        usleep(200_000)
+        try c.send([proposal("edge-2")])
+        #expect(try c.decisions(1, timeout: 5).first?.json["plan_id"]?.string == "edge-2")
+        #expect(d.isRunning)
+        d.stop()
+        #expect(d.log.contains("configuration reloaded"))
+        #expect(!d.log.contains("reload refused"))
     }
 }
