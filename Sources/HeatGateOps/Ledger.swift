@@ -97,6 +97,8 @@ public struct LedgerEntry: Sendable, Equatable {
     public var notes: String
     /// The `sha256` of the entry before (64 zeros for the first).
     public var prevSHA256 = ""
+    /// The entry's place in the ledger, from 1 (`null` in entries written before heads were sealed, 0.1.0).
+    public var number: Int?
     /// SHA-256 of this entry's line with its `sha256` member removed.
     public var sha256 = ""
 
@@ -178,6 +180,10 @@ public struct LedgerEntry: Sendable, Equatable {
         w.string(notes)
         w.raw(",\"prev_sha256\":")
         w.string(prevSHA256)
+        if let number {
+            w.raw(",\"n\":")
+            w.int(number)
+        }
         w.raw("}")
         return w.bytes
     }
@@ -215,6 +221,7 @@ public struct LedgerEntry: Sendable, Equatable {
             }
         }
         guard let ts = j["ts_epoch"]?.number else { throw LedgerError("member ts_epoch is missing") }
+        guard ts.isFinite, abs(ts) < 1e11 else { throw LedgerError("member ts_epoch \(ts) is not a time") }
         guard let risk = RiskClass(rawValue: try str("risk_class")) else {
             throw LedgerError(
                 "risk_class \(j["risk_class"]?.string ?? "") is not one of "
@@ -231,7 +238,11 @@ public struct LedgerEntry: Sendable, Equatable {
             guard let path = p["path"]?.string, let sha = p["sha256"]?.string, let size = p["size"]?.number else {
                 throw LedgerError("evidence.proof_file needs path, sha256 and size")
             }
-            proof = ProofFile(path: path, sha256: sha, size: Int(size))
+            // A hostile number is a finding, never a trap: only a whole count of bytes is a size.
+            guard let bytes = Int(exactly: size), bytes >= 0, bytes < 1 << 53 else {
+                throw LedgerError("evidence.proof_file.size \(size) is not a size in bytes")
+            }
+            proof = ProofFile(path: path, sha256: sha, size: bytes)
         }
         self.init(
             ts: ts, operatorName: try str("operator"), host: try str("host"), operation: try str("operation"),
@@ -246,6 +257,22 @@ public struct LedgerEntry: Sendable, Equatable {
         id = try str("id")
         prevSHA256 = try str("prev_sha256")
         sha256 = try str("sha256")
+        if let n = j["n"] {
+            guard let d = n.number, let i = Int(exactly: d), i >= 1 else {
+                throw LedgerError("member n is not an entry number")
+            }
+            number = i
+        }
+    }
+}
+
+/// The ledger's head file (`<ledger>.head`).
+public enum OpsLedgerHead {
+    /// The head file's text: the count of entries, the last seal and the ledger's size in bytes, sealed by
+    /// the SHA-256 of what precedes `"seal"` (so a head edited by hand, or cut off, is caught).
+    public static func text(entries: Int, last: String, size: Int) -> String {
+        let body = "{\"entries\":\(entries),\"sha256\":\"\(last)\",\"size\":\(size)"
+        return body + ",\"seal\":\"\(SHA256.hex(body + "}"))\"}\n"
     }
 }
 
@@ -299,17 +326,24 @@ public struct OpsLedger: Sendable {
         let n = (sameDay.max() ?? 0) + 1
         entry.id = prefix + (n < 10 ? "00\(n)" : n < 100 ? "0\(n)" : "\(n)")
         entry.prevSHA256 = check.entries.last?.sha256 ?? Self.genesis
+        entry.number = check.entries.count + 1
         var line = entry.seal()
         line.append(10)
         try writeAll(fd, line, what: "the ledger \(path)")
         guard fsync(fd) == 0 else { throw LedgerError("cannot flush the ledger \(path)") }
-        try writeHead(entries: check.entries.count + 1, last: entry.sha256)
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw LedgerError("cannot stat the ledger \(path)") }
+        try writeHead(entries: check.entries.count + 1, last: entry.sha256, size: Int(st.st_size))
         return entry
     }
 
-    func writeHead(entries: Int, last: String) throws {
+    static func headText(entries: Int, last: String, size: Int) -> String {
+        OpsLedgerHead.text(entries: entries, last: last, size: size)
+    }
+
+    func writeHead(entries: Int, last: String, size: Int) throws {
         let tmp = headPath + ".tmp-\(getpid())"
-        let text = "{\"entries\":\(entries),\"sha256\":\"\(last)\"}\n"
+        let text = Self.headText(entries: entries, last: last, size: size)
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw LedgerError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         do {
@@ -325,6 +359,62 @@ public struct OpsLedger: Sendable {
             unlink(tmp)
             throw LedgerError("cannot replace \(headPath): \(String(cString: strerror(errno)))")
         }
+        Self.announce(path: path, entries: entries, last: last)
+    }
+
+    /// Sends the new anchor (`N:<seal>`) to the system log, a record outside the state directory that the
+    /// service's user cannot rewrite (`journalctl -t heatgate-ledger`). Silent where there is no syslog.
+    static func announce(path: String, entries: Int, last: String) {
+        let line = "ops-ledger \(path) anchor \(entries):\(last)"
+        line.withCString { text in
+            withVaList([text]) { args in
+                openlog("heatgate-ledger", LOG_NDELAY, LOG_USER)
+                vsyslog(LOG_NOTICE, "%s", args)
+                closelog()
+            }
+        }
+    }
+
+    /// Where the head file and the ledger disagree, or `nil` when they agree.
+    func headProblem(_ head: Data, entries: [LedgerEntry], size: Int) -> String? {
+        let j = head.withUnsafeBytes { try? JSON.parse($0) }
+        guard let j, case .object = j else { return "the head file \(headPath) is not a JSON object" }
+        guard let n = j["entries"]?.number, let count = Int(exactly: n), count >= 0 else {
+            return
+                "the head file \(headPath) records no whole count of entries (\(j["entries"]?.number.map { "\($0)" } ?? "none"))"
+        }
+        let sha = j["sha256"]?.string ?? "?"
+        if let seal = j["seal"]?.string {
+            guard let b = j["size"]?.number, let bytes = Int(exactly: b), bytes >= 0,
+                Self.headText(entries: count, last: sha, size: bytes) == String(decoding: head, as: UTF8.self),
+                seal.utf8.count == 64
+            else { return "the head file \(headPath) is edited: its seal does not match what it records" }
+            if count > entries.count {
+                return
+                    "the chain is shorter than the head claims: the head file records \(count) entries, the ledger has \(entries.count) (entries removed from the end)"
+            }
+            if count != entries.count || sha != entries.last?.sha256 || bytes != size {
+                return
+                    "the head file \(headPath) records \(count) entries ending \(sha) in \(bytes) bytes, the ledger has "
+                    + "\(entries.count) ending \(entries.last?.sha256 ?? "-") in \(size) bytes"
+            }
+            return nil
+        }
+        // The head of 0.1.0 (no size, no seal) is still read for a ledger written by 0.1.0 only, so an
+        // upgraded ledger keeps verifying; the next append writes a sealed head. Once an entry of this
+        // version is in (it carries `n`), only a sealed head will do.
+        if entries.contains(where: { $0.number != nil }) {
+            return "the head file \(headPath) is not sealed, but the ledger was written by a version that seals it"
+        }
+        if count > entries.count {
+            return
+                "the chain is shorter than the head claims: the head file records \(count) entries, the ledger has \(entries.count) (entries removed from the end)"
+        }
+        if count != entries.count || sha != entries.last?.sha256 {
+            return "the head file \(headPath) records \(count) entries ending \(sha), "
+                + "the ledger has \(entries.count) ending \(entries.last?.sha256 ?? "-") (entries removed from the end?)"
+        }
+        return nil
     }
 
     /// What `verify` found.
@@ -405,6 +495,10 @@ public struct OpsLedger: Sendable {
                 v.problems.append("line \(n): id \(entry.id) appears twice")
                 break
             }
+            if let number = entry.number, number != n {
+                v.problems.append("line \(n) (\(entry.id)): numbered \(number) (an entry was removed or inserted)")
+                break
+            }
             if let r = entry.rollsBack, !ids.contains(r) {
                 v.problems.append("line \(n) (\(entry.id)): rolls back \(r), which is not an earlier entry")
                 break
@@ -414,15 +508,7 @@ public struct OpsLedger: Sendable {
         }
         if v.ok {
             if let head = FileManager.default.contents(atPath: headPath) {
-                let j = head.withUnsafeBytes { try? JSON.parse($0) }
-                let count = j?["entries"]?.number.map(Int.init)
-                let sha = j?["sha256"]?.string
-                if count != v.entries.count || sha != v.entries.last?.sha256 {
-                    v.problems.append(
-                        "the head file \(headPath) records \(count.map(String.init) ?? "?") entries ending \(sha ?? "?"), "
-                            + "the ledger has \(v.entries.count) ending \(v.entries.last?.sha256 ?? "-") (entries removed from the end?)"
-                    )
-                }
+                if let problem = headProblem(head, entries: v.entries, size: bytes.count) { v.problems.append(problem) }
             } else if !v.entries.isEmpty {
                 v.problems.append("the head file \(headPath) is missing")
             }

@@ -138,9 +138,31 @@ struct LedgerVerify: ParsableCommand {
     @OptionGroup var options: ConfigOptions
     @OptionGroup var location: LedgerLocation
 
+    @Option(
+        name: .customLong("anchor"),
+        help: ArgumentHelp(
+            "An anchor N:SHA256 kept outside the state directory (printed by verify, logged by every append): "
+                + "entry N must still carry that seal. Repeatable.", valueName: "N:SHA256"))
+    var anchors: [String] = []
+
     func run() throws {
         let ledger = location.ledger(try options.load())
-        let check = ledger.verify()
+        var check = ledger.verify()
+        for anchor in anchors {
+            let parts = anchor.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let n = Int(parts[0]), n >= 1, parts[1].utf8.count == 64 else {
+                throw ValidationError("--anchor \(anchor): give N:SHA256, N counting entries from 1")
+            }
+            if n > check.entries.count {
+                check.problems.append(
+                    "anchor \(anchor): the ledger has \(check.entries.count) verified entries, the anchor vouches for \(n) "
+                        + "(entries removed from the end)")
+            } else if check.entries[n - 1].sha256 != String(parts[1]) {
+                check.problems.append(
+                    "anchor \(anchor): entry \(n) (\(check.entries[n - 1].id)) seals \(check.entries[n - 1].sha256) "
+                        + "(the ledger was rewritten)")
+            }
+        }
         guard check.ok else {
             for p in check.problems { printError("FAILED \(ledger.path): \(p)") }
             printError(
@@ -149,7 +171,10 @@ struct LedgerVerify: ParsableCommand {
         }
         print(
             "ok: \(ledger.path): \(check.entries.count) entr\(check.entries.count == 1 ? "y" : "ies")"
-                + (check.entries.last.map { ", last \($0.id) sha256 \($0.sha256)" } ?? ""))
+                + (check.entries.last.map {
+                    ", last \($0.id) sha256 \($0.sha256); anchor \(check.entries.count):\($0.sha256)"
+                }
+                    ?? ""))
     }
 }
 

@@ -51,7 +51,134 @@ struct LedgerTests {
         #expect(first.hasSuffix(",\"sha256\":\"\(written[0].sha256)\"}"))
         #expect(SHA256.hex(String(first.dropLast(77)) + "}") == written[0].sha256)
         let head = try String(contentsOfFile: ledger.headPath, encoding: .utf8)
-        #expect(head == "{\"entries\":3,\"sha256\":\"\(written[2].sha256)\"}\n")
+        let body = "{\"entries\":3,\"sha256\":\"\(written[2].sha256)\",\"size\":\(text.utf8.count)"
+        #expect(head == body + ",\"seal\":\"\(SHA256.hex(body + "}"))\"}\n")
+        #expect(written.map(\.number) == [1, 2, 3])
+    }
+
+    /// Rewrites line `index` (0-based) of the ledger with `edit` applied to its unsealed JSON, then seals
+    /// it again, as someone who knows the format would.
+    static func reseal(_ ledger: OpsLedger, line index: Int, _ edit: (String) -> String) throws {
+        var lines = try String(contentsOfFile: ledger.path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let unsealed = edit(String(lines[index].dropLast(77)) + "}")
+        lines[index] = String(unsealed.dropLast()) + ",\"sha256\":\"\(SHA256.hex(unsealed))\"}"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: ledger.path, atomically: true, encoding: .utf8)
+    }
+
+    @Test("a hostile number in an entry or the head is a FAILED with its reason, never a trap")
+    func hostileNumbers() throws {
+        for (edit, reason) in [
+            ({ (t: String) in t.replacingOccurrences(of: "\"size\":1}", with: "\"size\":1e300}") }, "proof_file.size"),
+            ({ (t: String) in t.replacingOccurrences(of: "\"size\":1}", with: "\"size\":-1}") }, "proof_file.size"),
+            ({ (t: String) in t.replacingOccurrences(of: "\"size\":1}", with: "\"size\":1.5}") }, "proof_file.size"),
+            ({ (t: String) in t.replacingOccurrences(of: "\"n\":1}", with: "\"n\":1e300}") }, "member n"),
+            (
+                { (t: String) in t.replacingOccurrences(of: "\"ts_epoch\":1764000000.000", with: "\"ts_epoch\":1e300")
+                }, "ts_epoch"
+            ),
+        ] {
+            let dir = TemporaryDirectory("heatgate-ledger")
+            let (ledger, _) = try Self.three(dir)
+            try Self.reseal(ledger, line: 0, edit)
+            let problems = ledger.verify().problems
+            #expect(problems.first?.contains(reason) == true, "\(problems)")
+        }
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, _) = try Self.three(dir)
+        for head in [
+            #"{"entries":1e300,"sha256":"x"}"#, #"{"entries":-3,"sha256":"x"}"#, "[]", "not json",
+            #"{"entries":3,"sha256":"x","size":1e300,"seal":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
+        ] {
+            try (head + "\n").write(toFile: ledger.headPath, atomically: true, encoding: .utf8)
+            #expect(ledger.verify().problems.first?.contains("head file") == true, "\(head)")
+        }
+    }
+
+    @Test("dropping the last entry and rewriting the head is caught unless the head is forged with its seal")
+    func truncationWithARewrittenHead() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, written) = try Self.three(dir)
+        let lines = try String(contentsOfFile: ledger.path, encoding: .utf8).split(separator: "\n")
+        let two = lines.prefix(2).joined(separator: "\n") + "\n"
+        try two.write(toFile: ledger.path, atomically: true, encoding: .utf8)
+        // The head of 0.1.0, rewritten to match: refused, the ledger's entries say heads are sealed here.
+        try "{\"entries\":2,\"sha256\":\"\(written[1].sha256)\"}\n".write(
+            toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(ledger.verify().problems.first?.contains("not sealed") == true)
+        // The sealed head with only its counts changed: the seal no longer matches.
+        let sealed = OpsLedgerHead.text(entries: 3, last: written[2].sha256, size: 10)
+        try sealed.replacingOccurrences(of: "\"entries\":3", with: "\"entries\":2").write(
+            toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(ledger.verify().problems.first?.contains("seal does not match") == true)
+        // The genuine head of three entries over two: the chain is shorter than it claims.
+        try OpsLedgerHead.text(entries: 3, last: written[2].sha256, size: 10).write(
+            toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(ledger.verify().problems.first?.contains("shorter than the head claims") == true)
+        // A head forged with the documented seal verifies: only an anchor kept elsewhere catches that
+        // (`ledger verify --anchor`, tested in CLITests) — docs/shadow-report.md says so.
+        try OpsLedgerHead.text(entries: 2, last: written[1].sha256, size: two.utf8.count).write(
+            toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(ledger.verify().ok)
+    }
+
+    @Test("heatgate ledger verify: FAILED with the reason on a hostile number; --anchor catches a forged head")
+    func verifyCommand() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, written) = try Self.three(dir)
+        let ok = try heatgate(["ledger", "verify", "--ledger", ledger.path])
+        #expect(ok.status == 0 && ok.stdout.contains("anchor 3:\(written[2].sha256)"), "\(ok.stdout)\(ok.stderr)")
+        let original = try String(contentsOfFile: ledger.path, encoding: .utf8)
+        try Self.reseal(ledger, line: 1) { $0.replacingOccurrences(of: "\"size\":1}", with: "\"size\":1e300}") }
+        let hostile = try heatgate(["ledger", "verify", "--ledger", ledger.path])
+        #expect(hostile.status == 1, "no trap: \(hostile.status) \(hostile.stderr)")
+        #expect(hostile.stderr.contains("FAILED") && hostile.stderr.contains("line 2: evidence.proof_file.size"))
+        try "{\"entries\":1e300,\"sha256\":\"x\"}\n".write(toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        try original.write(toFile: ledger.path, atomically: true, encoding: .utf8)
+        let head = try heatgate(["ledger", "verify", "--ledger", ledger.path])
+        #expect(head.status == 1 && head.stderr.contains("FAILED") && head.stderr.contains("no whole count"))
+        // Truncated, with a head forged by the documented rule: only the anchor kept elsewhere tells.
+        let two = original.split(separator: "\n").prefix(2).joined(separator: "\n") + "\n"
+        try two.write(toFile: ledger.path, atomically: true, encoding: .utf8)
+        try OpsLedgerHead.text(entries: 2, last: written[1].sha256, size: two.utf8.count).write(
+            toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(try heatgate(["ledger", "verify", "--ledger", ledger.path]).status == 0)
+        let anchored = try heatgate(["ledger", "verify", "--ledger", ledger.path, "--anchor", "3:\(written[2].sha256)"])
+        #expect(anchored.status == 1 && anchored.stderr.contains("entries removed from the end"), "\(anchored.stderr)")
+        let earlier = try heatgate(["ledger", "verify", "--ledger", ledger.path, "--anchor", "2:\(written[1].sha256)"])
+        #expect(earlier.status == 0, "an anchor the ledger still holds verifies")
+        let rewritten = try heatgate([
+            "ledger", "verify", "--ledger", ledger.path, "--anchor", "1:\(written[1].sha256)",
+        ])
+        #expect(rewritten.status == 1 && rewritten.stderr.contains("rewritten"))
+    }
+
+    @Test("a ledger and head written by 0.1.0 (no entry numbers, unsealed head) still verify and take appends")
+    func legacyLedger() throws {
+        let dir = TemporaryDirectory("heatgate-ledger")
+        let (ledger, _) = try Self.three(dir)
+        // Strip the entry numbers as 0.1.0 wrote them, and write its head.
+        for i in 0..<3 {
+            try Self.reseal(ledger, line: i) { $0.replacingOccurrences(of: ",\"n\":\(i + 1)}", with: "}") }
+        }
+        var lines = try String(contentsOfFile: ledger.path, encoding: .utf8).split(separator: "\n").map(String.init)
+        // Re-chain: each prev_sha256 follows the resealed entry before it.
+        var prev = OpsLedger.genesis
+        for i in 0..<3 {
+            let old = String(lines[i].dropLast(77)) + "}"
+            let range = try #require(old.range(of: #""prev_sha256":""#))
+            let start = range.upperBound
+            let end = old.index(start, offsetBy: 64)
+            let unsealed = old.replacingCharacters(in: start..<end, with: prev)
+            prev = SHA256.hex(unsealed)
+            lines[i] = String(unsealed.dropLast()) + ",\"sha256\":\"\(prev)\"}"
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: ledger.path, atomically: true, encoding: .utf8)
+        try "{\"entries\":3,\"sha256\":\"\(prev)\"}\n".write(toFile: ledger.headPath, atomically: true, encoding: .utf8)
+        #expect(ledger.verify().ok, "\(ledger.verify().problems)")
+        let next = try ledger.append(Self.entry(1_764_200_000))
+        #expect(next.number == 4 && next.prevSHA256 == prev)
+        #expect(ledger.verify().ok)
+        #expect(try String(contentsOfFile: ledger.headPath, encoding: .utf8).contains("\"seal\""))
     }
 
     @Test("changing any one byte of the ledger fails verification")
