@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Client
+from hg_fixtures import ROOT, Client
 from heatgate import HeatGate, Producer, QueueFull, proposal_key
 
 

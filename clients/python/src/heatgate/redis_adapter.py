@@ -319,7 +319,7 @@ class Adapter:
         """Sends the messages for one state key when its content changed (or a refresh is due)."""
         d = digest(content)
         if self.state_digests.get(key) == d:
-            self.skipped["unchanged"] += 1
+            self.skipped["state_unchanged"] += 1
             return True
         try:
             for m in messages:
@@ -555,7 +555,7 @@ class Adapter:
             self.read["proposal_hash"] += 1
             d = digest(h)
             if self.decided.get(symbol) == d or in_flight.get(symbol) == d:
-                self.skipped["unchanged"] += 1
+                self.skipped["proposal_unchanged"] += 1
                 continue
             msg = self.proposal(h, symbol)
             if msg is None:
@@ -600,7 +600,7 @@ class Adapter:
     def counters(self) -> Dict[str, Any]:
         return {"read": dict(self.read), "sent": dict(self.sent), "skipped": dict(self.skipped),
                 "confirmed": self.confirmed, "resent": self.resent, "pending": len(self.pending),
-                "gate_up": self.gate_up(), "uptime_sec": round(time.time() - self.started, 3), "ts": time.time()}
+                "gate_up": self.gate_up(), "pid": os.getpid(), "uptime_sec": round(time.time() - self.started, 3), "ts": time.time()}
 
     def status(self, force: bool = False) -> None:
         c = self.counters()
@@ -629,8 +629,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("heatgate-redis-adapter needs redis-py (pip install 'heatgate[redis]'; Debian: python3-redis)",
               file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(args.redis_url, decode_responses=True, socket_timeout=5,
-                                  socket_connect_timeout=5, client_name="heatgate-redis-adapter")
+    options: Dict[str, Any] = {"decode_responses": True, "socket_timeout": 5}
+    if not args.redis_url.startswith("unix:"):  # redis-py 4.3's unix connections refuse this option
+        options["socket_connect_timeout"] = 5
+    client = redis.Redis.from_url(args.redis_url, **options)
     adapter = Adapter(args, client)
 
     def stop(*_: Any) -> None:
