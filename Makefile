@@ -3,7 +3,8 @@ SWIFT        ?= swift
 PYTHON       ?= /usr/bin/python3
 STRICT       := -Xswiftc -warnings-as-errors
 BUILD_DEPS   := liblmdb-dev libzmq3-dev
-TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest python3-pytest-timeout prometheus
+TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest python3-pytest-timeout prometheus \
+                redis-server python3-redis python3-setuptools python3-pip
 BENCH_DEPS   := $(BUILD_DEPS) redis-server python3-redis python3-hiredis
 BIN          := .build/debug/heatgate
 HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
@@ -43,7 +44,8 @@ test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
-	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider --timeout=180 tests/python examples/python
+	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider --timeout=180 tests/python examples/python \
+		clients/python/tests
 	FUZZ_SECONDS=20 fuzz/run.sh
 	$(MAKE) bench-smoke
 

@@ -43,9 +43,9 @@ def gate(d, **kw):
 def test_the_doc_shows_exactly_this_code():
     with open(DOC) as f:
         doc = f.read()
-    with open(os.path.join(HERE, "heatgate_apply.py")) as f:
+    with open(os.path.join(HERE, "..", "..", "clients", "python", "src", "heatgate", "apply.py")) as f:
         code = f.read()
-    blocks = re.findall(r"<!-- begin examples/python/heatgate_apply.py -->\n```python\n(.*?)```\n", doc, re.S)
+    blocks = re.findall(r"<!-- begin clients/python/src/heatgate/apply.py -->\n```python\n(.*?)```\n", doc, re.S)
     assert blocks == [code]
 
 
