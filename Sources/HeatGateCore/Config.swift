@@ -157,7 +157,7 @@ public struct GateConfig: Equatable, Sendable {
         .init("HEAT_HOT_ACTION", "an action, as HEAT_COLD_ACTION", .reload),
         .init("P26_FAIL_MODE", "`closed` or `open`", .reload),
         .init("P26_STATE_MAX_AGE_SEC", .number(0, 86_400, lowerOpen: true), .reload),
-        .init("P26_PROPOSAL_MAX_AGE_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_PROPOSAL_MAX_AGE_SEC", .number(0, 315_360_000, lowerOpen: true), .reload),
         .init("P26_CALIBRATED_TTL_SEC", .number(0, 86_400, lowerOpen: true), .reload),
         .init("P26_REPEAT_PEAK_RATE", .number(0, 100_000, lowerOpen: true), .restart),
         .init("P26_JOURNAL_RETENTION_SEC", .number(0, 315_360_000, lowerOpen: true), .reload),

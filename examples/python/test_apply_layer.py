@@ -178,7 +178,7 @@ def test_the_gate_the_swift_client_and_the_python_client_derive_the_same_plan_id
     """Issue 12 item 2: the stack's producer sends no plan_id; the Apply Layer must compute the gate's."""
     with open(VECTORS) as f:
         lines = [line.strip() for line in f if line.strip()]
-    d = make_daemon(P26_PROPOSAL_MAX_AGE_SEC=10**9)  # the vectors' times are fixed, in the past
+    d = make_daemon(P26_PROPOSAL_MAX_AGE_SEC=315360000)  # the vectors' times are fixed, in the past
     c, _ = started(d, *STATE)
     c.send(*[line.encode() for line in lines])  # byte for byte: an untimed id hashes numbers' literal text
     decided = [json.loads(body) for _, body in c.decisions(len(lines))]
