@@ -10,7 +10,7 @@ BIN          := .build/debug/heatgate
 HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
                 --format histogramPercentiles --no-progress
 
-.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build \
+.PHONY: all deps test-deps bench-deps build run replay test lint deb deb-test clean bench bench-smoke bench-build powercut \
 	fuzz soak crash-test
 FUZZ_SECONDS ?= 300
 SOAK_SECONDS ?= 600
@@ -62,6 +62,12 @@ soak: test-deps
 crash-test: test-deps
 	$(SWIFT) build --build-tests $(STRICT)
 	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
+
+## Power-cut images of the store from the daemon's own recorded writes (contract §10, P9): POWERCUT_IMAGES
+## (default 1000). Fails on the store as it stands (MDB_NOSYNC on the disk: issue 17), so not in `make test`.
+powercut: test-deps
+	$(SWIFT) build $(STRICT)
+	$(PYTHON) crash/powercut/powercut.py --heatgate $(CURDIR)/$(BIN) --images $(or $(POWERCUT_IMAGES),1000)
 
 ## The Debian package: dist/quantum-portfolio-heat-gate_<version>_amd64.deb (release, static Swift runtime).
 deb: deps
