@@ -211,6 +211,46 @@ public struct GateConfig: Equatable, Sendable {
         }
     }
 
+    /// The configuration a reload runs with: the file's value for every key a reload applies, the running
+    /// value for every key read at start only. Driven by ``table``, so a new live key cannot be forgotten.
+    public static func reloaded(running: GateConfig, file: GateConfig) -> GateConfig {
+        var next = running
+        for info in table where info.applies == .reload { next.take(info.key, from: file) }
+        return next
+    }
+
+    /// Copies one key's value from another configuration.
+    mutating func take(_ key: String, from o: GateConfig) {
+        switch key {
+        case "P26_MODE": mode = o.mode
+        case "HEAT_MIN": heatMin = o.heatMin
+        case "HEAT_MAX": heatMax = o.heatMax
+        case "HEAT_COLD_ACTION": coldAction = o.coldAction
+        case "HEAT_WARM_ACTION": warmAction = o.warmAction
+        case "HEAT_HOT_ACTION": hotAction = o.hotAction
+        case "P26_FAIL_MODE": failMode = o.failMode
+        case "P26_STATE_MAX_AGE_SEC": stateMaxAgeSec = o.stateMaxAgeSec
+        case "P26_PROPOSAL_MAX_AGE_SEC": proposalMaxAgeSec = o.proposalMaxAgeSec
+        case "P26_CALIBRATED_TTL_SEC": calibratedTTLSec = o.calibratedTTLSec
+        case "P26_REPEAT_PEAK_RATE": repeatPeakRate = o.repeatPeakRate
+        case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = o.journalRetentionSec
+        case "P26_STATE_DIR": stateDir = o.stateDir
+        case "P26_INGEST_ENDPOINT": ingestEndpoint = o.ingestEndpoint
+        case "P26_PUBLISH_ENDPOINT": publishEndpoint = o.publishEndpoint
+        case "P26_CONTROL_ENDPOINT": controlEndpointSetting = o.controlEndpointSetting
+        case "P26_METRICS_BIND": metricsBind = o.metricsBind
+        case "P26_METRICS_PORT": metricsPort = o.metricsPort
+        case "P26_LOG_LEVEL": logLevel = o.logLevel
+        case "P26_LOG_FORMAT": logFormat = o.logFormat
+        case "P26_MAP_SIZE_MB": mapSizeMB = o.mapSizeMB
+        case "P26_HEARTBEAT_SEC": heartbeatSec = o.heartbeatSec
+        case "P26_CURVE_SECRET_KEY": curveSecretKey = o.curveSecretKey
+        case "P26_CURVE_ALLOWED_CLIENTS": curveAllowedClients = o.curveAllowedClients
+        case "P26_ALLOW_INSECURE_BIND": allowInsecureBind = o.allowInsecureBind
+        default: break
+        }
+    }
+
     /// The keys whose value differs between two configurations and that take effect only at start.
     public static func restartNeeded(running: GateConfig, file: GateConfig) -> [String] {
         table.filter { $0.applies == .restart && running.text($0.key) != file.text($0.key) }.map(\.key)

@@ -464,21 +464,8 @@ public final class Daemon {
         do {
             let fresh = try source.load()
             let old = config
-            config.mode = fresh.mode
-            config.heatMin = fresh.heatMin
-            config.heatMax = fresh.heatMax
-            config.coldAction = fresh.coldAction
-            config.warmAction = fresh.warmAction
-            config.hotAction = fresh.hotAction
-            config.failMode = fresh.failMode
-            config.stateMaxAgeSec = fresh.stateMaxAgeSec
-            config.proposalMaxAgeSec = fresh.proposalMaxAgeSec
-            config.calibratedTTLSec = fresh.calibratedTTLSec
-            config.journalRetentionSec = fresh.journalRetentionSec
-            gate.sweeper.retention = fresh.journalRetentionSec
-            config.heartbeatSec = fresh.heartbeatSec
-            config.logLevel = fresh.logLevel
-            config.logFormat = fresh.logFormat
+            config = GateConfig.reloaded(running: old, file: fresh)
+            gate.sweeper.retention = config.journalRetentionSec
             gate.apply(Policy(config))
             logger = Logger(level: config.logLevel, format: config.logFormat)
             var restartOnly = GateConfig.restartNeeded(running: old, file: fresh)

@@ -49,6 +49,31 @@ import Testing
         #expect(GateConfig.restartNeeded(running: running, file: file) == ["P26_REPEAT_PEAK_RATE", "P26_MAP_SIZE_MB"])
     }
 
+    @Test func aReloadTakesEveryLiveKeyFromTheFileAndKeepsEveryRestartKey() throws {
+        let running = GateConfig()
+        var file = GateConfig()
+        // A value other than the default for every key, each inside its range.
+        let other: [String: String] = [
+            "P26_MODE": "enforce", "HEAT_MIN": "0.1", "HEAT_MAX": "0.9", "HEAT_COLD_ACTION": "PARTIAL_50",
+            "HEAT_WARM_ACTION": "PARTIAL_50", "HEAT_HOT_ACTION": "PARTIAL_75", "P26_FAIL_MODE": "open",
+            "P26_STATE_MAX_AGE_SEC": "30", "P26_PROPOSAL_MAX_AGE_SEC": "20", "P26_CALIBRATED_TTL_SEC": "100",
+            "P26_REPEAT_PEAK_RATE": "50", "P26_JOURNAL_RETENTION_SEC": "3600", "P26_STATE_DIR": "/tmp/x",
+            "P26_INGEST_ENDPOINT": "ipc:///tmp/i", "P26_PUBLISH_ENDPOINT": "ipc:///tmp/p",
+            "P26_CONTROL_ENDPOINT": "ipc:///tmp/c", "P26_METRICS_BIND": "0.0.0.0", "P26_METRICS_PORT": "9000",
+            "P26_LOG_LEVEL": "debug", "P26_LOG_FORMAT": "json", "P26_MAP_SIZE_MB": "64", "P26_HEARTBEAT_SEC": "5",
+            "P26_CURVE_SECRET_KEY": String(repeating: "a", count: 40),
+            "P26_CURVE_ALLOWED_CLIENTS": String(repeating: "b", count: 40), "P26_ALLOW_INSECURE_BIND": "true",
+        ]
+        #expect(Set(other.keys) == Set(GateConfig.keys), "a value for every key")
+        for (k, v) in other { try file.set(k, v) }
+        let next = GateConfig.reloaded(running: running, file: file)
+        for info in GateConfig.table {
+            #expect(file.text(info.key) != running.text(info.key), "\(info.key): the test changes it")
+            let want = info.applies == .reload ? file.text(info.key) : running.text(info.key)
+            #expect(next.text(info.key) == want, "\(info.key) (\(info.applies.rawValue))")
+        }
+    }
+
     @Test func docsConfigurationListsEveryKeyWithTheCodesDefaultRangeAndReload() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
