@@ -7,6 +7,9 @@ TEST_DEPS    := $(BUILD_DEPS) lmdb-utils python3-zmq python3-lmdb python3-pytest
                 redis-server python3-redis python3-setuptools python3-pip
 BENCH_DEPS   := $(BUILD_DEPS) redis-server python3-redis python3-hiredis
 BIN          := .build/debug/heatgate
+# The hot-path modules without dynamic exclusivity checks (see Package.swift); every build here agrees on it,
+# so switching between `make` and a bare `swift build` rebuilds, but never mixes.
+export HEATGATE_UNCHECKED_EXCLUSIVITY ?= 1
 HOTPATH      := $(SWIFT) package --allow-writing-to-directory results benchmark --target HotPath \
                 --format histogramPercentiles --no-progress
 
@@ -41,11 +44,12 @@ lint:
 ## Everything CI checks: strict build, format lint, Swift tests (the crash-safety test's 20 SIGKILL
 ## rounds included), Python tests, and a bounded fuzz run.
 test: test-deps
-	$(SWIFT) build --build-tests $(STRICT)
+	$(SWIFT) build --build-tests $(STRICT) --explicit-target-dependency-import-check=error
 	$(MAKE) lint
 	$(SWIFT) test --skip-build
 	HEATGATE_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q -p no:cacheprovider --timeout=180 tests/python examples/python \
 		clients/python/tests
+	scripts/check-client-dependency.sh
 	FUZZ_SECONDS=20 fuzz/run.sh
 	$(MAKE) bench-smoke
 
@@ -60,7 +64,7 @@ soak: test-deps
 
 ## Only the SIGKILL crash-safety rounds (CRASH_ROUNDS, default 20; `make test` runs 20 too).
 crash-test: test-deps
-	$(SWIFT) build --build-tests $(STRICT)
+	$(SWIFT) build --build-tests $(STRICT) --explicit-target-dependency-import-check=error
 	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
 
 ## Power-cut images of the store from the daemon's own recorded writes (contract §10, P9): POWERCUT_IMAGES

@@ -3,9 +3,16 @@ import PackageDescription
 
 /// The single-writer modules (engine, store, gate loop) drop Swift's *dynamic* exclusivity checks: each
 /// access to a class's stored property otherwise costs a runtime call, which measured 63 ns → 13 ns a
-/// decision (SPEC §10 P1, `make bench`). The static checks still run, and these objects belong to one thread;
-/// dynamic checks never caught cross-thread races anyway.
-let uncheckedExclusivity: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+/// decision (contract §10 P1, `make bench`). The static checks still run, and these objects belong to one
+/// thread; dynamic checks never caught cross-thread races anyway.
+///
+/// Unsafe flags make SwiftPM refuse the package as a versioned dependency, and the contract promises a
+/// Swift client library (`HeatGateClient`). So the flag is set only when `HEATGATE_UNCHECKED_EXCLUSIVITY=1`
+/// is in the build's environment: the Makefile exports it (build, test, bench) and packaging/build-deb.sh
+/// sets it for the shipped binary; a package that depends on HeatGate by version gets no unsafe flag.
+let uncheckedExclusivity: [SwiftSetting] =
+    Context.environment["HEATGATE_UNCHECKED_EXCLUSIVITY"] == "1"
+    ? [.unsafeFlags(["-enforce-exclusivity=unchecked"])] : []
 
 let package = Package(
     name: "HeatGate",
@@ -40,7 +47,7 @@ let package = Package(
         .target(name: "HeatGateStore", dependencies: ["HeatGateCore", "LMDB"], swiftSettings: uncheckedExclusivity),
         // The daemon.
         .target(
-            name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "ZeroMQ"],
+            name: "HeatGateServer", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"],
             swiftSettings: uncheckedExclusivity),
         // The Apply Layer's side.
         .target(name: "HeatGateClient", dependencies: ["HeatGateCore", "HeatGateStore", "LMDB", "ZeroMQ"]),
@@ -49,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "heatgate",
             dependencies: [
-                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient", "HeatGateOps",
+                "HeatGateCore", "HeatGateStore", "HeatGateServer", "HeatGateClient", "HeatGateOps", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,7 +67,8 @@ let package = Package(
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "HeatGateCoreTests", dependencies: ["HeatGateCore", "HeatGateTestSupport"]),
-        .testTarget(name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "HeatGateTestSupport"]),
+        .testTarget(
+            name: "HeatGateStoreTests", dependencies: ["HeatGateStore", "HeatGateCore", "LMDB", "HeatGateTestSupport"]),
         .testTarget(
             name: "HeatGateServerTests",
             dependencies: [

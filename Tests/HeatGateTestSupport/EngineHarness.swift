@@ -54,6 +54,18 @@ public final class EngineHarness {
 
     /// Sends a proposal and returns its decision.
     public func decide(_ line: String) -> JSON? { send(line).decision }
+
+    /// Sends a proposal and returns its decision's bytes exactly as the encoder wrote them (what the store
+    /// keeps), or `nil` when the line was no new decision.
+    public func decideBytes(_ line: String) -> [UInt8]? {
+        let bytes = Array(line.utf8)
+        return bytes.withUnsafeBytes { b in
+            guard case .decision(let d, let p) = engine.process(b, now: now) else { return nil }
+            var w = JSONWriter()
+            DecisionEncoder.encode(d, proposal: p, source: b, symbol: engine.symbol(d.symbolId), into: &w)
+            return w.bytes
+        }
+    }
 }
 
 /// A temporary directory, removed when the value is released.
