@@ -39,8 +39,10 @@ final class ActivationTests {
 
     func config() throws -> GateConfig { try ConfigLoader.load(fileText: configText) }
 
-    func start() throws -> JSON {
-        #expect(FileManager.default.createFile(atPath: configPath, contents: Data(configText.utf8)))
+    func start(writingConfig: Bool = true) throws -> JSON {
+        if writingConfig {
+            #expect(FileManager.default.createFile(atPath: configPath, contents: Data(configText.utf8)))
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try heatgateBinary())
         p.arguments = ["run", "--config", configPath]
@@ -206,6 +208,34 @@ final class ActivationTests {
         #expect(
             last.evidence.proofFile?.sha256
                 == SHA256.hex(try #require(FileManager.default.contents(atPath: configPath))))
+    }
+
+    @Test("mode --persist on a symlinked config: the link stays, the target keeps its mode, tab comment and quotes")
+    func persistThroughASymlink() throws {
+        // Issue 12 item 15, on the real CLI and daemon: configs are often symlinked from a deploy checkout.
+        let real = dir.path + "/deploy/gate.env"
+        try FileManager.default.createDirectory(atPath: dir.path + "/deploy", withIntermediateDirectories: true)
+        let text = configText.replacingOccurrences(
+            of: "P26_MODE=shadow   # shadow until the report says otherwise",
+            with: "P26_MODE=\"enforce\"\t# as deployed")
+        #expect(FileManager.default.createFile(atPath: real, contents: Data(text.utf8)))
+        chmod(real, 0o600)
+        #expect(symlink("deploy/gate.env", configPath) == 0)
+        let status = try start(writingConfig: false)
+        #expect(status["mode"]?.string == "enforce", "the loader reads a quoted value before a tab comment")
+        let r = try heatgate(["mode", "shadow", "--persist", "--reason", "symlink check", "--config", configPath])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: configPath) == "deploy/gate.env")
+        let after = try String(contentsOfFile: real, encoding: .utf8)
+        #expect(after.contains("P26_MODE=\"shadow\"\t# as deployed\n"), "\(after)")
+        #expect(
+            after.replacingOccurrences(of: "P26_MODE=\"shadow\"", with: "")
+                == text.replacingOccurrences(of: "P26_MODE=\"enforce\"", with: ""), "every other byte kept")
+        #expect(try mode() == "shadow")
+        var st = stat()
+        #expect(stat(real, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/deploy") == ["gate.env"])
+        #expect(OpsLedger(path: ledgerPath).verify().ok)
     }
 
     @Test("a downgrade whose price feed stopped is unpriced: analyze says REVIEW and the preflight refuses enforce")
