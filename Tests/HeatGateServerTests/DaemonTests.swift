@@ -29,6 +29,18 @@ let stableFields = [
 
 /// The daemon as operators run it: real process, real sockets, real store.
 @Suite(.serialized) struct DaemonTests {
+    @Test func theDaemonsThreadsCarryTheirNames() throws {
+        // What `top -H` and gdb show an operator chasing a hot thread (issue 18: the name was dropped).
+        let d = DaemonProcess()
+        try d.start()
+        defer { d.stop() }
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(d.pid)/task")
+        let names = Set(
+            tasks.compactMap { try? String(contentsOfFile: "/proc/\(d.pid)/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        for name in ["hg-http", "hg-signals", "hg-flush"] { #expect(names.contains(name), "\(names)") }
+    }
+
     @Test func decisionsMatchReplayAndAreStoredBeforePublished() throws {
         let d = DaemonProcess()
         try d.start()
