@@ -10,6 +10,7 @@ import threading
 import time
 
 import lmdb
+import pytest
 import zmq
 
 from conftest import BIN, Client, free_port
@@ -99,6 +100,8 @@ def test_the_gate_is_reported_down_and_up_and_a_restart_loses_nothing(daemon):
     c.close()
 
 
+# About 2 minutes on a quiet 2-core machine; allow for a busy one (the suite's default is 180 s a test).
+@pytest.mark.timeout(480)
 def test_tail_and_the_python_follower_lose_nothing_across_40_restarts_under_load(make_daemon, tmp_path):
     """20 `kill -9` and 20 SIGTERM restarts under a 10 000/s load (issue 13).
 
