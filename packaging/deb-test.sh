@@ -21,6 +21,9 @@ repo=$(cd "$here/.." && pwd)
 pkg=quantum-portfolio-heat-gate
 unit=$pkg.service
 conffile=/etc/quantum/portfolio-heat-gate.env
+aunit=quantum-heatgate-redis-adapter.service
+aconf=/etc/quantum/heatgate-redis-adapter.env
+pydir=/usr/lib/python3/dist-packages/heatgate
 statedir=/var/lib/$pkg
 svcuser=quantum-heatgate
 group=quantum
@@ -28,9 +31,13 @@ group=quantum
 suite=bookworm
 mirror=${DEB_TEST_MIRROR:-http://deb.debian.org/debian}
 cache=${DEB_TEST_CACHE:-/var/cache/heatgate-debootstrap}
-# procps: /bin/kill for ExecReload (a Depends of the package; dpkg -i does not fetch it)
-include=systemd,adduser,libzmq5,procps
-tarball=$cache/$suite-minbase-$(echo "$include" | md5sum | cut -c1-8).tar.gz
+# procps: /bin/kill for ExecReload; python3: the adapter's interpreter (Depends of the package;
+# dpkg -i does not fetch them).
+include=systemd,adduser,libzmq5,procps,python3
+# Installed with apt after debootstrap (whose own resolver fails on python3-zmq): the Recommends,
+# so the adapter runs, and redis-server, for the adapter to start under the booted root.
+extra="python3-zmq python3-lmdb python3-redis redis-server"
+tarball=$cache/$suite-minbase-$(echo "$include $extra" | md5sum | cut -c1-8).tar.gz
 
 [ "$(id -u)" -eq 0 ] || { echo "deb-test: must run as root (debootstrap, chroot)" >&2; exit 2; }
 "$repo/scripts/ensure-deps.sh" debootstrap dpkg-dev binutils
@@ -44,11 +51,19 @@ bootstrap() {
     local tmp start
     tmp=$(mktemp -d "$cache/root.XXXXXX")
     start=$(date +%s)
-    log "debootstrap $suite (minbase + $include) from $mirror; cached at $tarball"
+    log "debootstrap $suite (minbase + $include, then $extra) from $mirror; cached at $tarball"
     if ! debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
         tail -20 "$cache/debootstrap.log" >&2
         umount_below "$tmp"; rm -rf --one-file-system "$tmp"
         log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1
+    fi
+    mount -t proc proc "$tmp/proc"
+    # shellcheck disable=SC2086 # a list of package names
+    if ! chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $extra \
+        </dev/null >>"$cache/debootstrap.log" 2>&1; then
+        tail -20 "$cache/debootstrap.log" >&2
+        umount_below "$tmp"; rm -rf --one-file-system "$tmp"
+        log "apt-get install $extra failed (log: $cache/debootstrap.log)"; exit 1
     fi
     umount_below "$tmp"
     apt_clean_root "$tmp"
@@ -190,6 +205,23 @@ check "/usr/share/doc/$pkg/copyright" test -s "$R/usr/share/doc/$pkg/copyright"
 check "heatgate(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate.1.gz' 2>&1 >/dev/null)\" ]"
 check "alert rules installed and valid" promtool check rules "$R/usr/share/$pkg/heatgate-alerts.yml"
 
+# The Python package and the Redis adapter.
+want=$(cd "$repo/clients/python/src/heatgate" && ls -- *.py | LC_ALL=C sort)
+have=$(in_root dpkg -L $pkg | sed -n "s|^$pydir/||p" | LC_ALL=C sort)
+check "the package ships exactly clients/python's .py files in $pydir" test "$want" = "$have"
+check "  ... and no bytecode" bash -c "! chroot '$R' dpkg -L $pkg | grep -q -e __pycache__ -e '\.pyc\$'"
+check "  ... which the postinst byte-compiled (py3compile)" bash -c "ls '$R$pydir/__pycache__' | grep -q '^redis_adapter\..*\.pyc\$'"
+check "/usr/bin/heatgate-redis-adapter root:root 755" test "$(mode_of /usr/bin/heatgate-redis-adapter)" = "root:root 755"
+check "heatgate-redis-adapter --help runs in the root" bash -c "chroot '$R' heatgate-redis-adapter --help | grep -q '^usage: heatgate-redis-adapter'"
+check "  ... and as $svcuser" bash -c "chroot '$R' runuser -u $svcuser -- heatgate-redis-adapter --help | grep -q HEATGATE_ADAPTER_"
+check "adapter unit root:root 644" test "$(mode_of /lib/systemd/system/$aunit)" = "root:root 644"
+check_not "adapter unit not enabled (no multi-user.target.wants link)" test -e "$R/etc/systemd/system/multi-user.target.wants/$aunit"
+check "  ... systemctl is-enabled says disabled" test "$(in_root systemctl is-enabled $aunit 2>&1)" = disabled
+check "adapter conffile root:root 644" test "$(mode_of $aconf)" = "root:root 644"
+check "adapter conffile registered with dpkg" bash -c "chroot '$R' dpkg-query -W -f='\${Conffiles}' $pkg | grep -q ' $aconf '"
+check "adapter conffile: every setting commented out" bash -c "! grep -v -e '^#' -e '^\$' '$R$aconf' | grep -q ."
+check "heatgate-redis-adapter(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate-redis-adapter.1.gz' 2>&1 >/dev/null)\" ]"
+
 # Which subcommands this binary has decides which checks below run or are skipped.
 daemon=0; status_cmd=0; status_args=""
 has_subcommand run && daemon=1
@@ -203,12 +235,19 @@ if out=$(in_root systemd-analyze verify --man=no "/lib/systemd/system/$unit" 2>&
 else
     fail "systemd-analyze verify $unit: $out"
 fi
-# Exposure score: systemd's 0-10 scale, shown x10 by --threshold; fail above 1.5.
-if out=$(systemd-analyze security --offline=yes --root="$R" --threshold=15 "/lib/systemd/system/$unit" 2>&1); then
-    pass "systemd-analyze security: $(grep -o 'exposure level.*' <<<"$out")"
+if out=$(in_root systemd-analyze verify --man=no "/lib/systemd/system/$aunit" 2>&1) && [ -z "$out" ]; then
+    pass "systemd-analyze verify $aunit (in the root)"
 else
-    fail "systemd-analyze security above 1.5: $(tail -1 <<<"$out")"
+    fail "systemd-analyze verify $aunit: $out"
 fi
+# Exposure score: systemd's 0-10 scale, shown x10 by --threshold; fail above 1.5.
+for u in $unit $aunit; do
+    if out=$(systemd-analyze security --offline=yes --root="$R" --threshold=15 "/lib/systemd/system/$u" 2>&1); then
+        pass "systemd-analyze security $u: $(grep -o 'exposure level.*' <<<"$out")"
+    else
+        fail "systemd-analyze security $u above 1.5: $(tail -1 <<<"$out")"
+    fi
+done
 
 # --- The installed binary: check-config and replay -----------------------------------------
 echo "== binary"
@@ -316,6 +355,8 @@ check "store data survived the upgrade" test "$(cat "$R$statedir/keep-me")" = de
 check "state dir still $svcuser:$group 750" test "$(mode_of $statedir)" = "$svcuser:$group 750"
 check "user $svcuser kept its uid" test "$(in_root id -u $svcuser)" = "$uid_before"
 check "unit still enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/$unit"
+check_not "adapter unit still not enabled" test -e "$R/etc/systemd/system/multi-user.target.wants/$aunit"
+check "heatgate-redis-adapter --help runs after the upgrade" in_root heatgate-redis-adapter --help
 if has_subcommand check-config; then
     check "check-config accepts the edited conffile" as_user $svcuser heatgate check-config --config $conffile
 fi
@@ -326,6 +367,9 @@ check "dpkg -r" dpkg_root -r $pkg
 check "status config-files" test "$(in_root dpkg-query -W -f='${Status}' $pkg)" = "deinstall ok config-files"
 check_not "/usr/bin/heatgate is gone" test -e "$R/usr/bin/heatgate"
 check_not "the unit file is gone" test -e "$R/lib/systemd/system/$unit"
+check_not "the adapter, its unit and $pydir (bytecode included) are gone" \
+    test -e "$R/usr/bin/heatgate-redis-adapter" -o -e "$R/lib/systemd/system/$aunit" -o -e "$R$pydir"
+check "the adapter conffile is kept" test -f "$R$aconf"
 check "the conffile is kept, with the local edit" grep -qx P26_MODE=enforce "$R$conffile"
 check "the store is kept" test -f "$R$statedir/keep-me"
 check "user and group are kept" in_root id $svcuser
@@ -334,6 +378,7 @@ echo "== purge"
 check "dpkg -P" dpkg_root -P $pkg
 check_not "dpkg knows nothing of $pkg" bash -c "chroot '$R' dpkg-query -W -f='\${Status}' $pkg 2>/dev/null | grep -q ."
 check_not "the conffile is gone" test -e "$R$conffile"
+check_not "the adapter conffile is gone" test -e "$R$aconf"
 check_not "the .dpkg-dist copy is gone" test -e "$R$conffile.dpkg-dist"
 check_not "/etc/quantum is gone (it was empty)" test -e "$R/etc/quantum"
 check_not "the state dir is gone" test -e "$R$statedir"
@@ -403,10 +448,37 @@ else
             check "heatgate status answers from the running daemon" \
                 in_sys env P26_CONTROL_ENDPOINT=ipc:///run/$pkg/control.sock heatgate status $status_args
         fi
+        # The Redis adapter: installed, neither enabled nor started; an operator starts it.
+        aprop() { in_sys systemctl show -p "$1" --value "$aunit"; }
+        check "the adapter unit is not enabled" test "$(in_sys systemctl is-enabled $aunit)" = disabled
+        check "  ... and not started" test "$(in_sys systemctl is-active $aunit)" = inactive
+        apid1=""
+        if [ "$(in_sys systemctl is-active redis-server.service)" = active ]; then
+            echo HEATGATE_ADAPTER_STATUS_FILE=/run/quantum-heatgate-redis-adapter/status.json >>"$R$aconf"
+            check "systemctl start $aunit" in_sys systemctl start $aunit
+            st=""
+            for _ in $(seq 1 20); do
+                st=$(in_sys cat /run/quantum-heatgate-redis-adapter/status.json 2>/dev/null || true)
+                grep -q '"gate_up": true' <<<"$st" && break; sleep 1
+            done
+            apid1=$(aprop MainPID)
+            if grep -q '"gate_up": true' <<<"$st" && [ "$(in_sys systemctl is-active $aunit)" = active ]; then
+                pass "the adapter runs under its hardened unit, reads Redis and sees the gate's heartbeats (pid $apid1)"
+            else
+                fail "the adapter under its unit: status '${st:-none}': $(in_sys journalctl -u $aunit --no-pager -n 15 2>&1)"
+            fi
+        else
+            skip "redis-server is not active in the booted root: the adapter was not started"
+        fi
         check "dpkg -i $v2 restarts the daemon" in_sys dpkg -i --force-confdef --force-confold "/var/tmp/debs/${pkg}_${v2}.deb"
         sleep 2
         pid2=$(unit_prop MainPID)
         check "  ... new pid, active" test "$(in_sys systemctl is-active $unit)" = active -a "$pid2" != "$pid1" -a "$pid2" != 0
+        if [ -n "$apid1" ]; then
+            apid2=$(aprop MainPID)
+            check "  ... and the running adapter was restarted (new pid)" \
+                test "$(in_sys systemctl is-active $aunit)" = active -a "$apid2" != "$apid1" -a "$apid2" != 0
+        fi
     else
         # `systemctl start` returns once a Type=simple service has forked: wait for its exit.
         for _ in $(seq 1 10); do [ "$(unit_prop ExecMainCode)" != 0 ] && break; sleep 1; done
@@ -417,6 +489,7 @@ else
     fi
     check "dpkg -r under a running systemd" in_sys dpkg -r $pkg
     check "  ... the service is stopped" test "$(in_sys systemctl is-active $unit)" != active
+    check "  ... the adapter is stopped" test "$(in_sys systemctl is-active $aunit)" != active
     check "  ... the runtime directory is gone" in_sys test ! -e "/run/$pkg"
     check "dpkg -P under a running systemd" in_sys dpkg -P $pkg
     check "  ... systemd no longer knows the unit" bash -c "! nsenter -t $init_pid -a systemctl cat $unit >/dev/null 2>&1"
