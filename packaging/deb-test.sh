@@ -417,10 +417,18 @@ done
 in_sys() { nsenter -t "$init_pid" -a env PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@" </dev/null; }
 unit_prop() { in_sys systemctl show -p "$1" --value "$unit"; }
 if [ "$state" != running ] && [ "$state" != degraded ]; then
-    skip "could not boot the root with systemd-nspawn here (state '${state:-none}'; log $R.nspawn.log): the unit was not started"
+    skip "could not boot the root with systemd-nspawn here (state '${state:-none}', init pid '${init_pid:-none}'): the unit was not started"
+    sed 's/^/    nspawn: /' "$R.nspawn.log" | tail -15 >&2
 else
     pass "root booted under systemd-nspawn (system $state)"
+    # readyz: one GET of /readyz inside the container, no retry; prints the status line.
+    readyz() { in_sys bash -c 'exec 3<>/dev/tcp/127.0.0.1/8056 && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -1 <&3' 2>/dev/null | tr -d '\r' || true; }
     check "dpkg -i $v1 under a running systemd" in_sys dpkg -i "/var/tmp/debs/${pkg}_${v1}.deb"
+    # Type=notify: the postinst's start returned only once the daemon sent READY=1, which it sends when
+    # /readyz turns 200. So: active and ready at once, no waiting.
+    r=$(readyz)
+    check "Type=notify: the start in postinst returned with the unit active and /readyz 200 at once ($r)" \
+        test "$(in_sys systemctl is-active $unit)" = active -a -n "$(grep ' 200' <<<"$r")"
     check "enabled" test "$(in_sys systemctl is-enabled $unit)" = enabled
     if [ "$daemon" = 1 ]; then
         for _ in $(seq 1 10); do [ "$(in_sys systemctl is-active $unit)" = active ] && break; sleep 1; done
@@ -440,9 +448,49 @@ else
             grep -q ' 200' <<<"$ready" && break; sleep 1
         done
         check "GET /readyz on 127.0.0.1:8056 answers 200 ($(tr -d '\r' <<<"$ready"))" grep -q ' 200' <<<"$ready"
+        check "STATUS= from the daemon in systemctl status ($(unit_prop StatusText))" grep -q '^mode=shadow .*last_seq=' <<<"$(unit_prop StatusText)"
+        check "WATCHDOG_USEC given to the daemon (WatchdogUSec=$(unit_prop WatchdogUSec))" test "$(unit_prop WatchdogUSec)" = 10s
+        # A reload: the daemon answers SIGHUP with RELOADING=1 (the unit goes "reloading") and READY=1
+        # (back to "active"), within milliseconds. systemd 252 logs each notification it gets at debug
+        # level, so the manager logs at debug for the reload and the journal shows the sequence.
+        in_sys systemd-analyze log-level debug
+        since=$(in_sys date '+%Y-%m-%d %H:%M:%S')
+        sleep 1
         check "systemctl reload" in_sys systemctl reload $unit
         sleep 1
+        in_sys systemd-analyze log-level info
+        notes=$(in_sys journalctl -u $unit --since "$since" --no-pager -o cat | grep "notification message from PID $pid1" | grep -v 'WATCHDOG=1)' || true)
+        if grep -q '(RELOADING=1, MONOTONIC_USEC=[0-9]*' <<<"$notes" \
+            && sed -n '/RELOADING=1/,$p' <<<"$notes" | grep -q '(READY=1'; then
+            pass "reload reported: RELOADING=1 with MONOTONIC_USEC, then READY=1"
+        else
+            fail "reload not reported as RELOADING=1 then READY=1: $notes"
+        fi
         check "  ... the daemon is still up, same pid" test "$(in_sys systemctl is-active $unit) $(unit_prop MainPID)" = "active $pid1"
+        check "  ... and ready at once afterwards" grep -q ' 200' <<<"$(readyz)"
+        # systemctl restart returns only when the new process is ready.
+        check "systemctl restart" in_sys systemctl restart $unit
+        r=$(readyz)
+        check "  ... returned with /readyz 200 at once ($r)" grep -q ' 200' <<<"$r"
+        pid1=$(unit_prop MainPID)
+        # The watchdog: a stopped process sends no WATCHDOG=1; after WatchdogSec=10s systemd aborts it and
+        # Restart=on-failure starts a new one.
+        restarts=$(unit_prop NRestarts)
+        in_sys kill -STOP "$pid1"
+        newpid=$pid1
+        for _ in $(seq 1 40); do
+            sleep 1
+            newpid=$(unit_prop MainPID)
+            [ "$newpid" != "$pid1" ] && [ "$newpid" != 0 ] && [ "$(in_sys systemctl is-active $unit)" = active ] && break
+        done
+        if [ "$newpid" != "$pid1" ] && [ "$newpid" != 0 ] && [ "$(unit_prop NRestarts)" -gt "$restarts" ]; then
+            pass "SIGSTOP: the watchdog restarted the daemon (pid $pid1 -> $newpid)"
+        else
+            fail "SIGSTOP: no watchdog restart (pid $pid1 -> $newpid): $(in_sys journalctl -u $unit --no-pager -n 10 2>&1)"
+        fi
+        check "  ... the journal says why (watchdog timeout)" bash -c "nsenter -t $init_pid -a journalctl -u $unit --no-pager -o cat | grep -qi 'watchdog timeout'"
+        check "  ... the new daemon is ready" grep -q ' 200' <<<"$(readyz)"
+        pid1=$newpid
         if [ "$status_cmd" = 1 ]; then
             # shellcheck disable=SC2086
             check "heatgate status answers from the running daemon" \
@@ -488,6 +536,7 @@ else
         skip "daemon stays up, reload, restart on upgrade: the binary has no 'run' daemon yet (it exits at once)"
     fi
     check "dpkg -r under a running systemd" in_sys dpkg -r $pkg
+    check "  ... the daemon stopped in order (its 'heatgate stopped' line)" bash -c "nsenter -t $init_pid -a journalctl -u $unit --no-pager -o cat | grep -q 'heatgate stopped'"
     check "  ... the service is stopped" test "$(in_sys systemctl is-active $unit)" != active
     check "  ... the adapter is stopped" test "$(in_sys systemctl is-active $aunit)" != active
     check "  ... the runtime directory is gone" in_sys test ! -e "/run/$pkg"

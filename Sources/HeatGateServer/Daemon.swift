@@ -53,6 +53,12 @@ final class LoopSignals: Sendable {
     let ready = Atomic<Bool>(false)
     /// Monotonic ns of the loop's last turn: `/healthz` answers 200 while it is recent.
     let lastTurn = Atomic<UInt64>(0)
+
+    /// How old the loop's last turn may be for the daemon to count as healthy.
+    static let stallNanos: UInt64 = 5_000_000_000
+
+    /// The loop turned within ``stallNanos``: what `/healthz` answers and what drives `WATCHDOG=1`.
+    var loopHealthy: Bool { monotonicNanos() &- lastTurn.load(ordering: .relaxed) < Self.stallNanos }
 }
 
 /// `heatgate run`: PULL in, engine, LMDB, PUB out, with control, metrics, heartbeats and sweeps.
@@ -75,9 +81,13 @@ public final class Daemon {
     var loggedUnreadableSwitch = false
     var loggedEvictions: UInt64 = 0
     var lastEvictionLog: UInt64 = 0
+    /// systemd's `$NOTIFY_SOCKET` (Type=notify): readiness, reload, stop, status and the watchdog.
+    let notifier: Notifier
+    var lastStatusLine = ""
 
     public init(source: ConfigSource) throws {
         self.source = source
+        notifier = Notifier(environment: source.environment)
         config = try source.load()
         logger = Logger(level: config.logLevel, format: config.logFormat)
         startedAt = wallClock()
@@ -162,8 +172,7 @@ public final class Daemon {
             switch path {
             case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
             case "/healthz":
-                let age = monotonicNanos() &- signals.lastTurn.load(ordering: .relaxed)
-                return age < 5_000_000_000 ? (200, "text/plain", "ok\n") : (503, "text/plain", "loop stalled\n")
+                return signals.loopHealthy ? (200, "text/plain", "ok\n") : (503, "text/plain", "loop stalled\n")
             case "/readyz":
                 return signals.ready.load(ordering: .relaxed)
                     ? (200, "text/plain", "ready\n") : (503, "text/plain", "starting\n")
@@ -190,6 +199,11 @@ public final class Daemon {
                 "repeat_window": "\(gate.repeatCapacity)", "repeats_restored": "\(gate.restoredRepeats)",
             ])
         signals.ready.store(true, ordering: .relaxed)
+        // The same moment /readyz turns 200: store open, sockets bound, metrics listening.
+        signals.lastTurn.store(monotonicNanos(), ordering: .relaxed)
+        lastStatusLine = statusLine(gate)
+        notifier.ready(status: lastStatusLine)
+        let watchdog = startWatchdog()
 
         try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
 
@@ -203,8 +217,41 @@ public final class Daemon {
         pthread_kill(signalThread, SIGUSR1)
         pthread_join(signalThread, nil)
         pthread_join(flusher, nil)
+        if let watchdog { pthread_join(watchdog, nil) }
         try? gate.store.sync()
         logger.notice("heatgate stopped", ["last_seq": "\(gate.engine.nextSeq - 1)"])
+    }
+
+    /// With `$WATCHDOG_USEC` set, a thread that sends `WATCHDOG=1` four times per interval while the loop
+    /// is healthy (the `/healthz` check), so a stalled or stopped loop lets systemd's watchdog fire.
+    /// Ends once the loop is told to stop.
+    func startWatchdog() -> pthread_t? {
+        guard let interval = notifier.watchdogNanos else { return nil }
+        let signals = self.signals
+        let notifier = self.notifier
+        let tick = max(interval / 4, 10_000_000)
+        return startThread(name: "hg-watchdog") {
+            var next = monotonicNanos()
+            while !signals.stop.load(ordering: .relaxed) {
+                let now = monotonicNanos()
+                if now >= next {
+                    if signals.loopHealthy { notifier.watchdog() }
+                    next = now &+ tick
+                }
+                // Short sleeps, so the thread sees the stop flag within 50 ms.
+                usleep(UInt32(min(tick, 50_000_000) / 1_000))
+            }
+        }
+    }
+
+    /// `STATUS=` for systemd: mode, heat and bucket, last seq, kill switch.
+    func statusLine(_ gate: Gate) -> String {
+        let e = gate.engine
+        let (heat, bucket, problem) = e.heatState(now: wallClock())
+        let heatText = heat.isNaN ? "unknown" : "\((heat * 1e6).rounded() / 1e6)"
+        return "mode=\(e.policy.mode.label) heat=\(heatText) bucket=\(bucket.label)"
+            + (problem.map { " problem=\($0.label)" } ?? "") + " last_seq=\(e.nextSeq - 1)"
+            + (e.killSwitch ? " kill_switch=on" : "")
     }
 
     func bind(_ s: Socket, _ endpoint: String, _ key: String) throws {
@@ -256,7 +303,10 @@ public final class Daemon {
         while true {
             let turn = monotonicNanos()
             signals.lastTurn.store(turn, ordering: .relaxed)
-            if signals.stop.load(ordering: .relaxed) { break }
+            if signals.stop.load(ordering: .relaxed) {
+                notifier.stopping()
+                break
+            }
             if signals.reload.exchange(false, ordering: .relaxed) { reload(gate) }
             var wait: UInt64 = 100_000_000
             if config.heartbeatSec > 0 { wait = min(wait, nextHeartbeat > turn ? nextHeartbeat - turn : 0) }
@@ -288,6 +338,13 @@ public final class Daemon {
                 metrics.observe(gate.engine, now: wallClock())
                 warnOfEvictions(gate)
                 nextObserve = now + 100_000_000
+                if notifier.enabled {
+                    let line = statusLine(gate)
+                    if line != lastStatusLine {
+                        lastStatusLine = line
+                        notifier.status(line)
+                    }
+                }
             }
             if config.heartbeatSec > 0 && now >= nextHeartbeat {
                 publishHeartbeat(gate, pub, &heartbeat)
@@ -461,6 +518,12 @@ public final class Daemon {
     // MARK: - Reload and control
 
     func reload(_ gate: Gate) {
+        // Reloading, then ready again whether the file was taken or refused (sd_notify(3)).
+        notifier.reloading()
+        defer {
+            lastStatusLine = statusLine(gate)
+            notifier.ready(status: lastStatusLine)
+        }
         do {
             let fresh = try source.load()
             let old = config
