@@ -51,6 +51,9 @@ final class LoopSignals: Sendable {
     let stop = Atomic<Bool>(false)
     let reload = Atomic<Bool>(false)
     let ready = Atomic<Bool>(false)
+    /// The parts of readiness, each named by `/readyz?verbose`.
+    let storeOpen = Atomic<Bool>(false)
+    let socketsBound = Atomic<Bool>(false)
     /// Monotonic ns of the loop's last turn: `/healthz` answers 200 while it is recent.
     let lastTurn = Atomic<UInt64>(0)
 
@@ -59,6 +62,40 @@ final class LoopSignals: Sendable {
 
     /// The loop turned within ``stallNanos``: what `/healthz` answers and what drives `WATCHDOG=1`.
     var loopHealthy: Bool { monotonicNanos() &- lastTurn.load(ordering: .relaxed) < Self.stallNanos }
+
+    /// Seconds since the loop's last turn.
+    var loopAge: Double { Double(monotonicNanos() &- lastTurn.load(ordering: .relaxed)) / 1e9 }
+
+    /// `/livez` and `/healthz`: the loop turned within 5 s. `/readyz`: the store is open, the sockets are
+    /// bound, the daemon said it is ready and the loop turns. With `verbose` in the query each check is
+    /// named, `[+]` passed or `[-]` failed; `inputs` is shown too but is not a condition (the gate decides
+    /// fail-closed or fail-open while inputs are unusable, which is its job, not a reason to stop sending).
+    func probe(_ path: String, query: String, inputsUsable: Bool) -> (status: Int, body: String) {
+        let verbose = query.split(separator: "&").contains { $0 == "verbose" || $0.hasPrefix("verbose=") }
+        let loop = (name: "loop", ok: loopHealthy, detail: "last turn \((loopAge * 1000).rounded() / 1000) s ago")
+        var checks: [(name: String, ok: Bool, detail: String)] = [loop]
+        if path == "/readyz" {
+            let bound = socketsBound.load(ordering: .relaxed)
+            checks = [
+                ("store", storeOpen.load(ordering: .relaxed), "LMDB store open"),
+                ("sockets", bound, "ingest, publish and control bound"),
+                ("started", ready.load(ordering: .relaxed), "READY=1 sent, decisions flowing"), loop,
+            ]
+        }
+        let ok = checks.allSatisfy(\.ok)
+        guard verbose else {
+            if path == "/readyz" { return ok ? (200, "ready\n") : (503, loopHealthy ? "starting\n" : "loop stalled\n") }
+            return ok ? (200, "ok\n") : (503, "loop stalled\n")
+        }
+        var body = ""
+        for c in checks { body += "[\(c.ok ? "+" : "-")]\(c.name) \(c.ok ? "ok" : "failed"): \(c.detail)\n" }
+        if path == "/readyz" {
+            body += "[\(inputsUsable ? "+" : "?")]inputs \(inputsUsable ? "usable" : "not usable (heat unknown)"): "
+            body += "informational, not a readiness condition\n"
+        }
+        body += "\(path.dropFirst()) check \(ok ? "passed" : "failed")\n"
+        return (ok ? 200 : 503, body)
+    }
 }
 
 /// `heatgate run`: PULL in, engine, LMDB, PUB out, with control, metrics, heartbeats and sweeps.
@@ -131,6 +168,7 @@ public final class Daemon {
         } catch {
             throw ServerError("cannot open the store in \(config.stateDir): \(error)")
         }
+        signals.storeOpen.store(true, ordering: .relaxed)
         let ctx = try Context(ioThreads: 1)
         let pull = try Socket(ctx, type: .pull)
         // XPUB rather than PUB: the same stream, plus the subscription notices the loop reads (below).
@@ -165,17 +203,17 @@ public final class Daemon {
             chmod(String(config.controlEndpoint.dropFirst("ipc://".count)), 0o700)
         }
         try wake.bind(Self.wakeEndpoint)
+        signals.socketsBound.store(true, ordering: .relaxed)
 
         let signals = self.signals
         let metrics = self.metrics
-        let http = try HTTPServer(host: config.metricsBind, port: config.metricsPort) { path in
+        metrics.processStartTime.set(startedAt)
+        let http = try HTTPServer(host: config.metricsBind, port: config.metricsPort) { path, query in
             switch path {
             case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
-            case "/healthz":
-                return signals.loopHealthy ? (200, "text/plain", "ok\n") : (503, "text/plain", "loop stalled\n")
-            case "/readyz":
-                return signals.ready.load(ordering: .relaxed)
-                    ? (200, "text/plain", "ready\n") : (503, "text/plain", "starting\n")
+            case "/healthz", "/livez", "/readyz":
+                let (status, body) = signals.probe(path, query: query, inputsUsable: !metrics.heat.load.isNaN)
+                return (status, "text/plain", body)
             default: return (404, "text/plain", "not found\n")
             }
         }
@@ -208,6 +246,7 @@ public final class Daemon {
         try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
 
         signals.ready.store(false, ordering: .relaxed)
+        signals.socketsBound.store(false, ordering: .relaxed)
         try? pull.close(linger: 0)
         try? control.close(linger: 0)
         try? wake.close(linger: 0)
