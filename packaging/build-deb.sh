@@ -99,6 +99,11 @@ strip --remove-section=.comment --remove-section=.note "$dest/usr/bin/heatgate"
 install -D -m 0644 "$here/debian/$pkg.service" "$dest/lib/systemd/system/$pkg.service"
 install -D -m 0644 "$conf" "$dest/etc/quantum/portfolio-heat-gate.env"
 install -D -m 0644 "$here/heatgate-alerts.yml" "$dest/usr/share/$pkg/heatgate-alerts.yml"
+# The Grafana dashboard (checked against a live daemon's /metrics by tests/python/test_dashboard.py)
+# and a provisioning example; the JSON must at least parse here.
+/usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$here/grafana/heatgate.json"
+install -D -m 0644 "$here/grafana/heatgate.json" "$dest/usr/share/$pkg/grafana/heatgate.json"
+install -D -m 0644 "$here/grafana/provisioning.yml" "$dest/usr/share/$pkg/grafana/provisioning.yml"
 # The Python package (clients/python/src/heatgate: its .py files, no bytecode; the postinst
 # byte-compiles them with py3compile, the prerm removes that with py3clean, as dh_python3 does),
 # its adapter's launcher, unit and conffile.

@@ -204,6 +204,8 @@ done
 check "/usr/share/doc/$pkg/copyright" test -s "$R/usr/share/doc/$pkg/copyright"
 check "heatgate(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate.1.gz' 2>&1 >/dev/null)\" ]"
 check "alert rules installed and valid" promtool check rules "$R/usr/share/$pkg/heatgate-alerts.yml"
+check "Grafana dashboard installed and parses" /usr/bin/python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["uid"] == "heatgate"' "$R/usr/share/$pkg/grafana/heatgate.json"
+check "  ... with its provisioning example" grep -q "path: /usr/share/$pkg/grafana" "$R/usr/share/$pkg/grafana/provisioning.yml"
 
 # The Python package and the Redis adapter.
 want=$(cd "$repo/clients/python/src/heatgate" && ls -- *.py | LC_ALL=C sort)
