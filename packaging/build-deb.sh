@@ -26,7 +26,8 @@ log() { echo "build-deb: $*" >&2; }
 
 # Tools: dpkg-dev (dpkg-shlibdeps, dpkg-gencontrol), binutils (strip, readelf), the libraries the
 # binary links (for dpkg-shlibdeps to find their packages), prometheus (promtool).
-"$root/scripts/ensure-deps.sh" dpkg-dev binutils libzmq3-dev liblmdb-dev prometheus
+# python3-zmq, python3-lmdb: the adapter's man page comes from its own --help.
+"$root/scripts/ensure-deps.sh" dpkg-dev binutils libzmq3-dev liblmdb-dev prometheus python3-zmq python3-lmdb
 if [ -z "${NO_LINTIAN:-}" ]; then "$root/scripts/ensure-deps.sh" lintian; fi
 
 # --- The binary ---------------------------------------------------------------------------
@@ -47,7 +48,20 @@ fi
 
 # --- Checks on the shipped text files -----------------------------------------------------
 conf=$here/debian/portfolio-heat-gate.env
-if grep -q $'\r' "$conf"; then log "conffile has CR line endings: $conf"; exit 1; fi
+adapter_conf=$here/debian/heatgate-redis-adapter.env
+pysrc=$root/clients/python/src
+for f in "$conf" "$adapter_conf"; do
+    if grep -q $'\r' "$f"; then log "conffile has CR line endings: $f"; exit 1; fi
+done
+# The adapter's conffile names every HEATGATE_ADAPTER_* variable the adapter reads, and nothing else.
+want=$(grep -o 'env("[A-Z_]*"' "$pysrc/heatgate/redis_adapter.py" | sed 's/env("//; s/"$//' | LC_ALL=C sort -u)
+have=$(sed -n 's/^#HEATGATE_ADAPTER_\([A-Z_]*\)=.*/\1/p' "$adapter_conf" | grep -vx CURVE_SECRET_KEY | LC_ALL=C sort -u)
+want=$(grep -vx CURVE_SECRET_KEY <<<"$want")   # a secret: documented, kept out of the 0644 file
+if [ "$want" != "$have" ]; then
+    log "$adapter_conf does not list exactly the adapter's variables:"
+    diff <(echo "$want") <(echo "$have") >&2 || true
+    exit 1
+fi
 promtool check rules "$here/heatgate-alerts.yml" >&2
 (cd "$here" && promtool test rules heatgate-alerts.test.yml) >&2
 
@@ -86,13 +100,30 @@ strip --remove-section=.comment --remove-section=.note "$dest/usr/bin/heatgate"
 install -D -m 0644 "$here/debian/$pkg.service" "$dest/lib/systemd/system/$pkg.service"
 install -D -m 0644 "$conf" "$dest/etc/quantum/portfolio-heat-gate.env"
 install -D -m 0644 "$here/heatgate-alerts.yml" "$dest/usr/share/$pkg/heatgate-alerts.yml"
+# The Grafana dashboard (checked against a live daemon's /metrics by tests/python/test_dashboard.py)
+# and a provisioning example; the JSON must at least parse here.
+/usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$here/grafana/heatgate.json"
+install -D -m 0644 "$here/grafana/heatgate.json" "$dest/usr/share/$pkg/grafana/heatgate.json"
+install -D -m 0644 "$here/grafana/provisioning.yml" "$dest/usr/share/$pkg/grafana/provisioning.yml"
+# The Python package (clients/python/src/heatgate: its .py files, no bytecode; the postinst
+# byte-compiles them with py3compile, the prerm removes that with py3clean, as dh_python3 does),
+# its adapter's launcher, unit and conffile.
+pydest=$dest/usr/lib/python3/dist-packages/heatgate
+install -d "$pydest"
+find "$pysrc/heatgate" -maxdepth 1 -type f -name '*.py' -exec install -m 0644 -t "$pydest" {} +
+install -D -m 0755 "$here/debian/heatgate-redis-adapter" "$dest/usr/bin/heatgate-redis-adapter"
+install -D -m 0644 "$here/debian/quantum-heatgate-redis-adapter.service" \
+    "$dest/lib/systemd/system/quantum-heatgate-redis-adapter.service"
+install -D -m 0644 "$adapter_conf" "$dest/etc/quantum/heatgate-redis-adapter.env"
 install -D -m 0644 "$here/debian/copyright" "$doc/copyright"
 install -D -m 0644 "$here/debian/README.Debian" "$doc/README.Debian"
 install -D -m 0644 "$here/debian/lintian-overrides" "$dest/usr/share/lintian/overrides/$pkg"
 gzip -9n <"$src/debian/changelog" >"$doc/changelog.Debian.gz"
 mkdir -p "$dest/usr/share/man/man1"
 "$here/gen-man.sh" "$dest/usr/bin/heatgate" "$debver" "$conf" | gzip -9n >"$dest/usr/share/man/man1/heatgate.1.gz"
-chmod 0644 "$doc/changelog.Debian.gz" "$dest/usr/share/man/man1/heatgate.1.gz"
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "$here/gen-man-adapter.py" "$pysrc" "$debver" | gzip -9n >"$dest/usr/share/man/man1/heatgate-redis-adapter.1.gz"
+chmod 0644 "$doc/changelog.Debian.gz" "$dest/usr/share/man/man1/heatgate.1.gz" \
+    "$dest/usr/share/man/man1/heatgate-redis-adapter.1.gz"
 
 install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$dest/DEBIAN/"
 install -m 0644 "$here/debian/conffiles" "$dest/DEBIAN/conffiles"

@@ -21,6 +21,9 @@ repo=$(cd "$here/.." && pwd)
 pkg=quantum-portfolio-heat-gate
 unit=$pkg.service
 conffile=/etc/quantum/portfolio-heat-gate.env
+aunit=quantum-heatgate-redis-adapter.service
+aconf=/etc/quantum/heatgate-redis-adapter.env
+pydir=/usr/lib/python3/dist-packages/heatgate
 statedir=/var/lib/$pkg
 svcuser=quantum-heatgate
 group=quantum
@@ -28,9 +31,13 @@ group=quantum
 suite=bookworm
 mirror=${DEB_TEST_MIRROR:-http://deb.debian.org/debian}
 cache=${DEB_TEST_CACHE:-/var/cache/heatgate-debootstrap}
-# procps: /bin/kill for ExecReload (a Depends of the package; dpkg -i does not fetch it)
-include=systemd,adduser,libzmq5,procps
-tarball=$cache/$suite-minbase-$(echo "$include" | md5sum | cut -c1-8).tar.gz
+# procps: /bin/kill for ExecReload; python3: the adapter's interpreter (Depends of the package;
+# dpkg -i does not fetch them).
+include=systemd,adduser,libzmq5,procps,python3
+# Installed with apt after debootstrap (whose own resolver fails on python3-zmq): the Recommends,
+# so the adapter runs, and redis-server, for the adapter to start under the booted root.
+extra="python3-zmq python3-lmdb python3-redis redis-server"
+tarball=$cache/$suite-minbase-$(echo "$include $extra" | md5sum | cut -c1-8).tar.gz
 
 [ "$(id -u)" -eq 0 ] || { echo "deb-test: must run as root (debootstrap, chroot)" >&2; exit 2; }
 "$repo/scripts/ensure-deps.sh" debootstrap dpkg-dev binutils
@@ -44,11 +51,19 @@ bootstrap() {
     local tmp start
     tmp=$(mktemp -d "$cache/root.XXXXXX")
     start=$(date +%s)
-    log "debootstrap $suite (minbase + $include) from $mirror; cached at $tarball"
+    log "debootstrap $suite (minbase + $include, then $extra) from $mirror; cached at $tarball"
     if ! debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
         tail -20 "$cache/debootstrap.log" >&2
         umount_below "$tmp"; rm -rf --one-file-system "$tmp"
         log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1
+    fi
+    mount -t proc proc "$tmp/proc"
+    # shellcheck disable=SC2086 # a list of package names
+    if ! chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $extra \
+        </dev/null >>"$cache/debootstrap.log" 2>&1; then
+        tail -20 "$cache/debootstrap.log" >&2
+        umount_below "$tmp"; rm -rf --one-file-system "$tmp"
+        log "apt-get install $extra failed (log: $cache/debootstrap.log)"; exit 1
     fi
     umount_below "$tmp"
     apt_clean_root "$tmp"
@@ -189,6 +204,25 @@ done
 check "/usr/share/doc/$pkg/copyright" test -s "$R/usr/share/doc/$pkg/copyright"
 check "heatgate(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate.1.gz' 2>&1 >/dev/null)\" ]"
 check "alert rules installed and valid" promtool check rules "$R/usr/share/$pkg/heatgate-alerts.yml"
+check "Grafana dashboard installed and parses" /usr/bin/python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["uid"] == "heatgate"' "$R/usr/share/$pkg/grafana/heatgate.json"
+check "  ... with its provisioning example" grep -q "path: /usr/share/$pkg/grafana" "$R/usr/share/$pkg/grafana/provisioning.yml"
+
+# The Python package and the Redis adapter.
+want=$(cd "$repo/clients/python/src/heatgate" && ls -- *.py | LC_ALL=C sort)
+have=$(in_root dpkg -L $pkg | sed -n "s|^$pydir/||p" | LC_ALL=C sort)
+check "the package ships exactly clients/python's .py files in $pydir" test "$want" = "$have"
+check "  ... and no bytecode" bash -c "! chroot '$R' dpkg -L $pkg | grep -q -e __pycache__ -e '\.pyc\$'"
+check "  ... which the postinst byte-compiled (py3compile)" bash -c "ls '$R$pydir/__pycache__' | grep -q '^redis_adapter\..*\.pyc\$'"
+check "/usr/bin/heatgate-redis-adapter root:root 755" test "$(mode_of /usr/bin/heatgate-redis-adapter)" = "root:root 755"
+check "heatgate-redis-adapter --help runs in the root" bash -c "chroot '$R' heatgate-redis-adapter --help | grep -q '^usage: heatgate-redis-adapter'"
+check "  ... and as $svcuser" bash -c "chroot '$R' runuser -u $svcuser -- heatgate-redis-adapter --help | grep -q HEATGATE_ADAPTER_"
+check "adapter unit root:root 644" test "$(mode_of /lib/systemd/system/$aunit)" = "root:root 644"
+check_not "adapter unit not enabled (no multi-user.target.wants link)" test -e "$R/etc/systemd/system/multi-user.target.wants/$aunit"
+check "  ... systemctl is-enabled says disabled" test "$(in_root systemctl is-enabled $aunit 2>&1)" = disabled
+check "adapter conffile root:root 644" test "$(mode_of $aconf)" = "root:root 644"
+check "adapter conffile registered with dpkg" bash -c "chroot '$R' dpkg-query -W -f='\${Conffiles}' $pkg | grep -q ' $aconf '"
+check "adapter conffile: every setting commented out" bash -c "! grep -v -e '^#' -e '^\$' '$R$aconf' | grep -q ."
+check "heatgate-redis-adapter(1) renders without groff warnings" bash -c "[ -z \"\$(MANWIDTH=80 man --warnings -l '$R/usr/share/man/man1/heatgate-redis-adapter.1.gz' 2>&1 >/dev/null)\" ]"
 
 # Which subcommands this binary has decides which checks below run or are skipped.
 daemon=0; status_cmd=0; status_args=""
@@ -203,12 +237,19 @@ if out=$(in_root systemd-analyze verify --man=no "/lib/systemd/system/$unit" 2>&
 else
     fail "systemd-analyze verify $unit: $out"
 fi
-# Exposure score: systemd's 0-10 scale, shown x10 by --threshold; fail above 1.5.
-if out=$(systemd-analyze security --offline=yes --root="$R" --threshold=15 "/lib/systemd/system/$unit" 2>&1); then
-    pass "systemd-analyze security: $(grep -o 'exposure level.*' <<<"$out")"
+if out=$(in_root systemd-analyze verify --man=no "/lib/systemd/system/$aunit" 2>&1) && [ -z "$out" ]; then
+    pass "systemd-analyze verify $aunit (in the root)"
 else
-    fail "systemd-analyze security above 1.5: $(tail -1 <<<"$out")"
+    fail "systemd-analyze verify $aunit: $out"
 fi
+# Exposure score: systemd's 0-10 scale, shown x10 by --threshold; fail above 1.5.
+for u in $unit $aunit; do
+    if out=$(systemd-analyze security --offline=yes --root="$R" --threshold=15 "/lib/systemd/system/$u" 2>&1); then
+        pass "systemd-analyze security $u: $(grep -o 'exposure level.*' <<<"$out")"
+    else
+        fail "systemd-analyze security $u above 1.5: $(tail -1 <<<"$out")"
+    fi
+done
 
 # --- The installed binary: check-config and replay -----------------------------------------
 echo "== binary"
@@ -295,6 +336,23 @@ if has_subcommand kill && has_subcommand get; then
 else
     skip "store read by a member of $group through heatgate kill/get: no such subcommands yet"
 fi
+# The ops ledger: root and the service user append to one chain, and both verify it (issue 15).
+if has_subcommand ledger; then
+    lg=(ledger append --ledger "$statedir/ops-ledger.jsonl" --risk-class LOW_RISK_CONFIG --objective deb-test)
+    ok=1
+    in_root env P26_STATE_DIR=$statedir heatgate "${lg[@]}" --operation "first, by root" >/dev/null 2>&1 || ok=0
+    as_user $svcuser env P26_STATE_DIR=$statedir heatgate "${lg[@]}" --operation "second, by $svcuser" >/dev/null 2>&1 || ok=0
+    in_root env P26_STATE_DIR=$statedir heatgate "${lg[@]}" --operation "third, by root" >/dev/null 2>&1 || ok=0
+    check "ledger: root, $svcuser, root each append" test $ok = 1
+    check "  ... the ledger and its head stay $svcuser:$group 640" \
+        test "$(mode_of $statedir/ops-ledger.jsonl) $(mode_of $statedir/ops-ledger.jsonl.head)" = "$svcuser:$group 640 $svcuser:$group 640"
+    out=$(as_user $svcuser env P26_STATE_DIR=$statedir heatgate ledger verify --ledger $statedir/ops-ledger.jsonl 2>&1) || true
+    check "  ... $svcuser verifies one chain of 3 entries ($out)" grep -q "^ok: .* 3 entries" <<<"$out"
+    out=$(in_root env P26_STATE_DIR=$statedir heatgate ledger verify --ledger $statedir/ops-ledger.jsonl 2>&1) || true
+    check "  ... and so does root" grep -q "^ok: .* 3 entries" <<<"$out"
+else
+    skip "ops ledger by root and $svcuser: the binary has no ledger subcommand"
+fi
 echo deb-test-data >"$R$statedir/keep-me"
 
 # --- Upgrade with a locally edited conffile -------------------------------------------------
@@ -316,6 +374,8 @@ check "store data survived the upgrade" test "$(cat "$R$statedir/keep-me")" = de
 check "state dir still $svcuser:$group 750" test "$(mode_of $statedir)" = "$svcuser:$group 750"
 check "user $svcuser kept its uid" test "$(in_root id -u $svcuser)" = "$uid_before"
 check "unit still enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/$unit"
+check_not "adapter unit still not enabled" test -e "$R/etc/systemd/system/multi-user.target.wants/$aunit"
+check "heatgate-redis-adapter --help runs after the upgrade" in_root heatgate-redis-adapter --help
 if has_subcommand check-config; then
     check "check-config accepts the edited conffile" as_user $svcuser heatgate check-config --config $conffile
 fi
@@ -326,6 +386,9 @@ check "dpkg -r" dpkg_root -r $pkg
 check "status config-files" test "$(in_root dpkg-query -W -f='${Status}' $pkg)" = "deinstall ok config-files"
 check_not "/usr/bin/heatgate is gone" test -e "$R/usr/bin/heatgate"
 check_not "the unit file is gone" test -e "$R/lib/systemd/system/$unit"
+check_not "the adapter, its unit and $pydir (bytecode included) are gone" \
+    test -e "$R/usr/bin/heatgate-redis-adapter" -o -e "$R/lib/systemd/system/$aunit" -o -e "$R$pydir"
+check "the adapter conffile is kept" test -f "$R$aconf"
 check "the conffile is kept, with the local edit" grep -qx P26_MODE=enforce "$R$conffile"
 check "the store is kept" test -f "$R$statedir/keep-me"
 check "user and group are kept" in_root id $svcuser
@@ -334,6 +397,7 @@ echo "== purge"
 check "dpkg -P" dpkg_root -P $pkg
 check_not "dpkg knows nothing of $pkg" bash -c "chroot '$R' dpkg-query -W -f='\${Status}' $pkg 2>/dev/null | grep -q ."
 check_not "the conffile is gone" test -e "$R$conffile"
+check_not "the adapter conffile is gone" test -e "$R$aconf"
 check_not "the .dpkg-dist copy is gone" test -e "$R$conffile.dpkg-dist"
 check_not "/etc/quantum is gone (it was empty)" test -e "$R/etc/quantum"
 check_not "the state dir is gone" test -e "$R$statedir"
@@ -359,11 +423,13 @@ mkdir -p "$R/var/tmp/debs"      # nspawn mounts a fresh /tmp
 cp "$work"/*.deb "$R/var/tmp/debs/"
 systemd-nspawn -q --register=no --keep-unit --private-network -D "$R" --boot </dev/null >"$R.nspawn.log" 2>&1 &
 nspawn_pid=$!
-init_pid="" state=""
-for _ in $(seq 1 60); do
+init_pid="" state="" seen=""
+# Up to 120 s: on a loaded 2-core host the boot (redis-server included) has taken over 60 s.
+for _ in $(seq 1 120); do
     [ -n "$init_pid" ] || init_pid=$(pgrep -P "$nspawn_pid" | head -1 || true)
     if [ -n "$init_pid" ]; then
         state=$(nsenter -t "$init_pid" -a systemctl is-system-running 2>/dev/null || true)
+        [ -z "$state" ] || seen=$state
         case $state in running|degraded) break ;; esac
     fi
     kill -0 "$nspawn_pid" 2>/dev/null || break
@@ -372,10 +438,18 @@ done
 in_sys() { nsenter -t "$init_pid" -a env PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@" </dev/null; }
 unit_prop() { in_sys systemctl show -p "$1" --value "$unit"; }
 if [ "$state" != running ] && [ "$state" != degraded ]; then
-    skip "could not boot the root with systemd-nspawn here (state '${state:-none}'; log $R.nspawn.log): the unit was not started"
+    skip "could not boot the root with systemd-nspawn here (state '${state:-none}', last seen '${seen:-none}', init pid '${init_pid:-none}'): the unit was not started"
+    sed 's/^/    nspawn: /' "$R.nspawn.log" | tail -15 >&2
 else
     pass "root booted under systemd-nspawn (system $state)"
+    # readyz: one GET of /readyz inside the container, no retry; prints the status line.
+    readyz() { in_sys bash -c 'exec 3<>/dev/tcp/127.0.0.1/8056 && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 && head -1 <&3' 2>/dev/null | tr -d '\r' || true; }
     check "dpkg -i $v1 under a running systemd" in_sys dpkg -i "/var/tmp/debs/${pkg}_${v1}.deb"
+    # Type=notify: the postinst's start returned only once the daemon sent READY=1, which it sends when
+    # /readyz turns 200. So: active and ready at once, no waiting.
+    r=$(readyz)
+    check "Type=notify: the start in postinst returned with the unit active and /readyz 200 at once ($r)" \
+        test "$(in_sys systemctl is-active $unit)" = active -a -n "$(grep ' 200' <<<"$r")"
     check "enabled" test "$(in_sys systemctl is-enabled $unit)" = enabled
     if [ "$daemon" = 1 ]; then
         for _ in $(seq 1 10); do [ "$(in_sys systemctl is-active $unit)" = active ] && break; sleep 1; done
@@ -395,18 +469,85 @@ else
             grep -q ' 200' <<<"$ready" && break; sleep 1
         done
         check "GET /readyz on 127.0.0.1:8056 answers 200 ($(tr -d '\r' <<<"$ready"))" grep -q ' 200' <<<"$ready"
+        check "STATUS= from the daemon in systemctl status ($(unit_prop StatusText))" grep -q '^mode=shadow .*last_seq=' <<<"$(unit_prop StatusText)"
+        check "WATCHDOG_USEC given to the daemon (WatchdogUSec=$(unit_prop WatchdogUSec))" test "$(unit_prop WatchdogUSec)" = 10s
+        # A reload: the daemon answers SIGHUP with RELOADING=1 (the unit goes "reloading") and READY=1
+        # (back to "active"), within milliseconds. systemd 252 logs each notification it gets at debug
+        # level, so the manager logs at debug for the reload and the journal shows the sequence.
+        in_sys systemd-analyze log-level debug
+        since=$(in_sys date '+%Y-%m-%d %H:%M:%S')
+        sleep 1
         check "systemctl reload" in_sys systemctl reload $unit
         sleep 1
+        in_sys systemd-analyze log-level info
+        notes=$(in_sys journalctl -u $unit --since "$since" --no-pager -o cat | grep "notification message from PID $pid1" | grep -v 'WATCHDOG=1)' || true)
+        if grep -q '(RELOADING=1, MONOTONIC_USEC=[0-9]*' <<<"$notes" \
+            && sed -n '/RELOADING=1/,$p' <<<"$notes" | grep -q '(READY=1'; then
+            pass "reload reported: RELOADING=1 with MONOTONIC_USEC, then READY=1"
+        else
+            fail "reload not reported as RELOADING=1 then READY=1: $notes"
+        fi
         check "  ... the daemon is still up, same pid" test "$(in_sys systemctl is-active $unit) $(unit_prop MainPID)" = "active $pid1"
+        check "  ... and ready at once afterwards" grep -q ' 200' <<<"$(readyz)"
+        # systemctl restart returns only when the new process is ready.
+        check "systemctl restart" in_sys systemctl restart $unit
+        r=$(readyz)
+        check "  ... returned with /readyz 200 at once ($r)" grep -q ' 200' <<<"$r"
+        pid1=$(unit_prop MainPID)
+        # The watchdog: a stopped process sends no WATCHDOG=1; after WatchdogSec=10s systemd aborts it and
+        # Restart=on-failure starts a new one.
+        restarts=$(unit_prop NRestarts)
+        in_sys kill -STOP "$pid1"
+        newpid=$pid1
+        for _ in $(seq 1 40); do
+            sleep 1
+            newpid=$(unit_prop MainPID)
+            [ "$newpid" != "$pid1" ] && [ "$newpid" != 0 ] && [ "$(in_sys systemctl is-active $unit)" = active ] && break
+        done
+        if [ "$newpid" != "$pid1" ] && [ "$newpid" != 0 ] && [ "$(unit_prop NRestarts)" -gt "$restarts" ]; then
+            pass "SIGSTOP: the watchdog restarted the daemon (pid $pid1 -> $newpid)"
+        else
+            fail "SIGSTOP: no watchdog restart (pid $pid1 -> $newpid): $(in_sys journalctl -u $unit --no-pager -n 10 2>&1)"
+        fi
+        check "  ... the journal says why (watchdog timeout)" bash -c "nsenter -t $init_pid -a journalctl -u $unit --no-pager -o cat | grep -qi 'watchdog timeout'"
+        check "  ... the new daemon is ready" grep -q ' 200' <<<"$(readyz)"
+        pid1=$newpid
         if [ "$status_cmd" = 1 ]; then
             # shellcheck disable=SC2086
             check "heatgate status answers from the running daemon" \
                 in_sys env P26_CONTROL_ENDPOINT=ipc:///run/$pkg/control.sock heatgate status $status_args
         fi
+        # The Redis adapter: installed, neither enabled nor started; an operator starts it.
+        aprop() { in_sys systemctl show -p "$1" --value "$aunit"; }
+        check "the adapter unit is not enabled" test "$(in_sys systemctl is-enabled $aunit)" = disabled
+        check "  ... and not started" test "$(in_sys systemctl is-active $aunit)" = inactive
+        apid1=""
+        if [ "$(in_sys systemctl is-active redis-server.service)" = active ]; then
+            echo HEATGATE_ADAPTER_STATUS_FILE=/run/quantum-heatgate-redis-adapter/status.json >>"$R$aconf"
+            check "systemctl start $aunit" in_sys systemctl start $aunit
+            st=""
+            for _ in $(seq 1 20); do
+                st=$(in_sys cat /run/quantum-heatgate-redis-adapter/status.json 2>/dev/null || true)
+                grep -q '"gate_up": true' <<<"$st" && break; sleep 1
+            done
+            apid1=$(aprop MainPID)
+            if grep -q '"gate_up": true' <<<"$st" && [ "$(in_sys systemctl is-active $aunit)" = active ]; then
+                pass "the adapter runs under its hardened unit, reads Redis and sees the gate's heartbeats (pid $apid1)"
+            else
+                fail "the adapter under its unit: status '${st:-none}': $(in_sys journalctl -u $aunit --no-pager -n 15 2>&1)"
+            fi
+        else
+            skip "redis-server is not active in the booted root: the adapter was not started"
+        fi
         check "dpkg -i $v2 restarts the daemon" in_sys dpkg -i --force-confdef --force-confold "/var/tmp/debs/${pkg}_${v2}.deb"
         sleep 2
         pid2=$(unit_prop MainPID)
         check "  ... new pid, active" test "$(in_sys systemctl is-active $unit)" = active -a "$pid2" != "$pid1" -a "$pid2" != 0
+        if [ -n "$apid1" ]; then
+            apid2=$(aprop MainPID)
+            check "  ... and the running adapter was restarted (new pid)" \
+                test "$(in_sys systemctl is-active $aunit)" = active -a "$apid2" != "$apid1" -a "$apid2" != 0
+        fi
     else
         # `systemctl start` returns once a Type=simple service has forked: wait for its exit.
         for _ in $(seq 1 10); do [ "$(unit_prop ExecMainCode)" != 0 ] && break; sleep 1; done
@@ -416,7 +557,9 @@ else
         skip "daemon stays up, reload, restart on upgrade: the binary has no 'run' daemon yet (it exits at once)"
     fi
     check "dpkg -r under a running systemd" in_sys dpkg -r $pkg
+    check "  ... the daemon stopped in order (its 'heatgate stopped' line)" bash -c "nsenter -t $init_pid -a journalctl -u $unit --no-pager -o cat | grep -q 'heatgate stopped'"
     check "  ... the service is stopped" test "$(in_sys systemctl is-active $unit)" != active
+    check "  ... the adapter is stopped" test "$(in_sys systemctl is-active $aunit)" != active
     check "  ... the runtime directory is gone" in_sys test ! -e "/run/$pkg"
     check "dpkg -P under a running systemd" in_sys dpkg -P $pkg
     check "  ... systemd no longer knows the unit" bash -c "! nsenter -t $init_pid -a systemctl cat $unit >/dev/null 2>&1"

@@ -289,6 +289,11 @@ public struct LedgerError: Error, CustomStringConvertible, Equatable {
 /// removed last entry is caught by the head file (`<ledger>.head`, rewritten atomically on every append:
 /// the count of entries and the last seal). Appends take an exclusive `flock` on the ledger, so two
 /// operators cannot fork the chain.
+///
+/// One chain whoever writes: the ledger and its head belong to the owner and group of the directory they
+/// are in (the state directory: `quantum-heatgate:quantum`). The service's user appends as that owner;
+/// root, which may write anything, gives what it writes back to that owner (``adopt(_:)``), so an entry by
+/// root never leaves a file the service's user can no longer read or append to.
 public struct OpsLedger: Sendable {
     public static let genesis = String(repeating: "0", count: 64)
     public let path: String
@@ -310,6 +315,7 @@ public struct OpsLedger: Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw LedgerError("cannot open the ledger \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        try Self.adopt(fd, directoryOf: path)
         guard flock(fd, LOCK_EX) == 0 else {
             throw LedgerError("cannot lock the ledger \(path): \(String(cString: strerror(errno)))")
         }
@@ -337,6 +343,35 @@ public struct OpsLedger: Sendable {
         return entry
     }
 
+    /// Run as root, gives the open file `fd` to the owner and group of the directory holding `path`, unless
+    /// that is root itself; as any other user, does nothing (its files are already its own).
+    ///
+    /// - Throws: ``LedgerError`` when root cannot hand the file over.
+    public static func adopt(_ fd: Int32, directoryOf path: String) throws {
+        guard geteuid() == 0 else { return }
+        let dir = (path as NSString).deletingLastPathComponent
+        var d = stat()
+        guard stat(dir.isEmpty ? "." : dir, &d) == 0 else {
+            throw LedgerError("cannot stat \(dir): \(String(cString: strerror(errno)))")
+        }
+        guard d.st_uid != 0 || d.st_gid != 0 else { return }
+        var f = stat()
+        guard fstat(fd, &f) == 0 else { throw LedgerError("cannot stat the file in \(dir)") }
+        if f.st_uid != d.st_uid || f.st_gid != d.st_gid {
+            guard fchown(fd, d.st_uid, d.st_gid) == 0 else {
+                throw LedgerError("cannot give \(path) to the owner of \(dir): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// ``adopt(_:directoryOf:)`` for a path (a file or a directory made beside the ledger).
+    public static func adopt(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw LedgerError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try adopt(fd, directoryOf: path)
+    }
+
     static func headText(entries: Int, last: String, size: Int) -> String {
         OpsLedgerHead.text(entries: entries, last: last, size: size)
     }
@@ -347,6 +382,7 @@ public struct OpsLedger: Sendable {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw LedgerError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         do {
+            try Self.adopt(fd, directoryOf: headPath)
             try writeAll(fd, Array(text.utf8), what: tmp)
             fsync(fd)
             close(fd)

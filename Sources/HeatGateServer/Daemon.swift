@@ -51,8 +51,51 @@ final class LoopSignals: Sendable {
     let stop = Atomic<Bool>(false)
     let reload = Atomic<Bool>(false)
     let ready = Atomic<Bool>(false)
+    /// The parts of readiness, each named by `/readyz?verbose`.
+    let storeOpen = Atomic<Bool>(false)
+    let socketsBound = Atomic<Bool>(false)
     /// Monotonic ns of the loop's last turn: `/healthz` answers 200 while it is recent.
     let lastTurn = Atomic<UInt64>(0)
+
+    /// How old the loop's last turn may be for the daemon to count as healthy.
+    static let stallNanos: UInt64 = 5_000_000_000
+
+    /// The loop turned within ``stallNanos``: what `/healthz` answers and what drives `WATCHDOG=1`.
+    var loopHealthy: Bool { monotonicNanos() &- lastTurn.load(ordering: .relaxed) < Self.stallNanos }
+
+    /// Seconds since the loop's last turn.
+    var loopAge: Double { Double(monotonicNanos() &- lastTurn.load(ordering: .relaxed)) / 1e9 }
+
+    /// `/livez` and `/healthz`: the loop turned within 5 s. `/readyz`: the store is open, the sockets are
+    /// bound, the daemon said it is ready and the loop turns. With `verbose` in the query each check is
+    /// named, `[+]` passed or `[-]` failed; `inputs` is shown too but is not a condition (the gate decides
+    /// fail-closed or fail-open while inputs are unusable, which is its job, not a reason to stop sending).
+    func probe(_ path: String, query: String, inputsUsable: Bool) -> (status: Int, body: String) {
+        let verbose = query.split(separator: "&").contains { $0 == "verbose" || $0.hasPrefix("verbose=") }
+        let loop = (name: "loop", ok: loopHealthy, detail: "last turn \((loopAge * 1000).rounded() / 1000) s ago")
+        var checks: [(name: String, ok: Bool, detail: String)] = [loop]
+        if path == "/readyz" {
+            let bound = socketsBound.load(ordering: .relaxed)
+            checks = [
+                ("store", storeOpen.load(ordering: .relaxed), "LMDB store open"),
+                ("sockets", bound, "ingest, publish and control bound"),
+                ("started", ready.load(ordering: .relaxed), "READY=1 sent, decisions flowing"), loop,
+            ]
+        }
+        let ok = checks.allSatisfy(\.ok)
+        guard verbose else {
+            if path == "/readyz" { return ok ? (200, "ready\n") : (503, loopHealthy ? "starting\n" : "loop stalled\n") }
+            return ok ? (200, "ok\n") : (503, "loop stalled\n")
+        }
+        var body = ""
+        for c in checks { body += "[\(c.ok ? "+" : "-")]\(c.name) \(c.ok ? "ok" : "failed"): \(c.detail)\n" }
+        if path == "/readyz" {
+            body += "[\(inputsUsable ? "+" : "?")]inputs \(inputsUsable ? "usable" : "not usable (heat unknown)"): "
+            body += "informational, not a readiness condition\n"
+        }
+        body += "\(path.dropFirst()) check \(ok ? "passed" : "failed")\n"
+        return (ok ? 200 : 503, body)
+    }
 }
 
 /// `heatgate run`: PULL in, engine, LMDB, PUB out, with control, metrics, heartbeats and sweeps.
@@ -75,9 +118,13 @@ public final class Daemon {
     var loggedUnreadableSwitch = false
     var loggedEvictions: UInt64 = 0
     var lastEvictionLog: UInt64 = 0
+    /// systemd's `$NOTIFY_SOCKET` (Type=notify): readiness, reload, stop, status and the watchdog.
+    let notifier: Notifier
+    var lastStatusLine = ""
 
     public init(source: ConfigSource) throws {
         self.source = source
+        notifier = Notifier(environment: source.environment)
         config = try source.load()
         logger = Logger(level: config.logLevel, format: config.logFormat)
         startedAt = wallClock()
@@ -121,6 +168,7 @@ public final class Daemon {
         } catch {
             throw ServerError("cannot open the store in \(config.stateDir): \(error)")
         }
+        signals.storeOpen.store(true, ordering: .relaxed)
         let ctx = try Context(ioThreads: 1)
         let pull = try Socket(ctx, type: .pull)
         // XPUB rather than PUB: the same stream, plus the subscription notices the loop reads (below).
@@ -155,18 +203,17 @@ public final class Daemon {
             chmod(String(config.controlEndpoint.dropFirst("ipc://".count)), 0o700)
         }
         try wake.bind(Self.wakeEndpoint)
+        signals.socketsBound.store(true, ordering: .relaxed)
 
         let signals = self.signals
         let metrics = self.metrics
-        let http = try HTTPServer(host: config.metricsBind, port: config.metricsPort) { path in
+        metrics.processStartTime.set(startedAt)
+        let http = try HTTPServer(host: config.metricsBind, port: config.metricsPort) { path, query in
             switch path {
             case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render())
-            case "/healthz":
-                let age = monotonicNanos() &- signals.lastTurn.load(ordering: .relaxed)
-                return age < 5_000_000_000 ? (200, "text/plain", "ok\n") : (503, "text/plain", "loop stalled\n")
-            case "/readyz":
-                return signals.ready.load(ordering: .relaxed)
-                    ? (200, "text/plain", "ready\n") : (503, "text/plain", "starting\n")
+            case "/healthz", "/livez", "/readyz":
+                let (status, body) = signals.probe(path, query: query, inputsUsable: !metrics.heat.load.isNaN)
+                return (status, "text/plain", body)
             default: return (404, "text/plain", "not found\n")
             }
         }
@@ -190,10 +237,16 @@ public final class Daemon {
                 "repeat_window": "\(gate.repeatCapacity)", "repeats_restored": "\(gate.restoredRepeats)",
             ])
         signals.ready.store(true, ordering: .relaxed)
+        // The same moment /readyz turns 200: store open, sockets bound, metrics listening.
+        signals.lastTurn.store(monotonicNanos(), ordering: .relaxed)
+        lastStatusLine = statusLine(gate)
+        notifier.ready(status: lastStatusLine)
+        let watchdog = startWatchdog()
 
         try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
 
         signals.ready.store(false, ordering: .relaxed)
+        signals.socketsBound.store(false, ordering: .relaxed)
         try? pull.close(linger: 0)
         try? control.close(linger: 0)
         try? wake.close(linger: 0)
@@ -203,8 +256,41 @@ public final class Daemon {
         pthread_kill(signalThread, SIGUSR1)
         pthread_join(signalThread, nil)
         pthread_join(flusher, nil)
+        if let watchdog { pthread_join(watchdog, nil) }
         try? gate.store.sync()
         logger.notice("heatgate stopped", ["last_seq": "\(gate.engine.nextSeq - 1)"])
+    }
+
+    /// With `$WATCHDOG_USEC` set, a thread that sends `WATCHDOG=1` four times per interval while the loop
+    /// is healthy (the `/healthz` check), so a stalled or stopped loop lets systemd's watchdog fire.
+    /// Ends once the loop is told to stop.
+    func startWatchdog() -> pthread_t? {
+        guard let interval = notifier.watchdogNanos else { return nil }
+        let signals = self.signals
+        let notifier = self.notifier
+        let tick = max(interval / 4, 10_000_000)
+        return startThread(name: "hg-watchdog") {
+            var next = monotonicNanos()
+            while !signals.stop.load(ordering: .relaxed) {
+                let now = monotonicNanos()
+                if now >= next {
+                    if signals.loopHealthy { notifier.watchdog() }
+                    next = now &+ tick
+                }
+                // Short sleeps, so the thread sees the stop flag within 50 ms.
+                usleep(UInt32(min(tick, 50_000_000) / 1_000))
+            }
+        }
+    }
+
+    /// `STATUS=` for systemd: mode, heat and bucket, last seq, kill switch.
+    func statusLine(_ gate: Gate) -> String {
+        let e = gate.engine
+        let (heat, bucket, problem) = e.heatState(now: wallClock())
+        let heatText = heat.isNaN ? "unknown" : "\((heat * 1e6).rounded() / 1e6)"
+        return "mode=\(e.policy.mode.label) heat=\(heatText) bucket=\(bucket.label)"
+            + (problem.map { " problem=\($0.label)" } ?? "") + " last_seq=\(e.nextSeq - 1)"
+            + (e.killSwitch ? " kill_switch=on" : "")
     }
 
     func bind(_ s: Socket, _ endpoint: String, _ key: String) throws {
@@ -256,7 +342,10 @@ public final class Daemon {
         while true {
             let turn = monotonicNanos()
             signals.lastTurn.store(turn, ordering: .relaxed)
-            if signals.stop.load(ordering: .relaxed) { break }
+            if signals.stop.load(ordering: .relaxed) {
+                notifier.stopping()
+                break
+            }
             if signals.reload.exchange(false, ordering: .relaxed) { reload(gate) }
             var wait: UInt64 = 100_000_000
             if config.heartbeatSec > 0 { wait = min(wait, nextHeartbeat > turn ? nextHeartbeat - turn : 0) }
@@ -288,6 +377,13 @@ public final class Daemon {
                 metrics.observe(gate.engine, now: wallClock())
                 warnOfEvictions(gate)
                 nextObserve = now + 100_000_000
+                if notifier.enabled {
+                    let line = statusLine(gate)
+                    if line != lastStatusLine {
+                        lastStatusLine = line
+                        notifier.status(line)
+                    }
+                }
             }
             if config.heartbeatSec > 0 && now >= nextHeartbeat {
                 publishHeartbeat(gate, pub, &heartbeat)
@@ -461,6 +557,12 @@ public final class Daemon {
     // MARK: - Reload and control
 
     func reload(_ gate: Gate) {
+        // Reloading, then ready again whether the file was taken or refused (sd_notify(3)).
+        notifier.reloading()
+        defer {
+            lastStatusLine = statusLine(gate)
+            notifier.ready(status: lastStatusLine)
+        }
         do {
             let fresh = try source.load()
             let old = config

@@ -9,7 +9,11 @@ import Synchronization
 /// Scrapes are rare and tiny; a blocking accept loop on one thread keeps the binary free of an event-loop
 /// framework and never touches the decision path (it reads atomics only).
 public final class HTTPServer: @unchecked Sendable {
-    public typealias Handler = @Sendable (_ path: String) -> (status: Int, contentType: String, body: String)
+    /// Gets the path and the query (the part after `?`, empty when none).
+    public typealias Handler =
+        @Sendable (_ path: String, _ query: String) -> (
+            status: Int, contentType: String, body: String
+        )
 
     let fd: Int32
     /// The port bound (useful when 0 was asked for).
@@ -104,9 +108,11 @@ public final class HTTPServer: @unchecked Sendable {
         var body = "bad request\n"
         if parts.count >= 2 {
             let method = parts[0]
-            let path = String(parts[1].split(separator: "?").first ?? "")
+            let target = parts[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            let path = String(target.first ?? "")
+            let query = target.count > 1 ? String(target[1]) : ""
             if method == "GET" || method == "HEAD" {
-                (status, type, body) = handler(path)
+                (status, type, body) = handler(path, query)
                 if method == "HEAD" { body = "" }
             } else {
                 (status, body) = (405, "method not allowed\n")

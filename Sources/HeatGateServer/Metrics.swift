@@ -100,6 +100,8 @@ public final class Metrics: Sendable {
     public let curveRefused = Counter()
     public let lastSeq = Counter()
     let version: String
+    /// Wall-clock seconds when the daemon started: `process_start_time_seconds`.
+    public let processStartTime = Gauge()
 
     static let actions = Action.allCases.count + 1  // + unknown
     static let reasons = Reason.allCases.count
@@ -275,6 +277,21 @@ public final class Metrics: Sendable {
         o += "p26_curve_refused_total \(curveRefused.load)\n"
         header("p26_build_info", "gauge", "Build information; always 1.")
         o += "p26_build_info{version=\"\(version)\"} 1\n"
+        let p = ProcessStats.read()
+        if let cpu = p.cpuSeconds {
+            header("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.")
+            o += "process_cpu_seconds_total \(cpu)\n"
+        }
+        if let rss = p.residentBytes {
+            header("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")
+            o += "process_resident_memory_bytes \(rss)\n"
+        }
+        if let fds = p.openFDs {
+            header("process_open_fds", "gauge", "Number of open file descriptors.")
+            o += "process_open_fds \(fds)\n"
+        }
+        header("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.")
+        o += "process_start_time_seconds \(num((processStartTime.load * 1000).rounded() / 1000))\n"
         return o
     }
 }

@@ -96,8 +96,10 @@ struct ModeCommand: ParsableCommand {
             // The report the decision rested on, kept beside the ledger and vouched for by its hash.
             let dir = (ledger.path as NSString).deletingLastPathComponent + "/ops-evidence"
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try? OpsLedger.adopt(path: dir)  // root's evidence stays the service user's, as the ledger does
             let file = dir + "/analyze-\(Int(Date().timeIntervalSince1970)).json"
             if FileManager.default.createFile(atPath: file, contents: Data((report.json() + "\n").utf8)) {
+                try? OpsLedger.adopt(path: file)
                 proof = try? ProofFile(path: file)
                 allowedPaths.append(file)
             }
