@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HeatGateClient
 import HeatGateCore
+import HeatGateOps
 import HeatGateServer
 import HeatGateStore
 import ZeroMQ
@@ -98,8 +99,28 @@ struct Kill: ParsableCommand {
         }
         let store = try GateStore(directory: config.stateDir, mapSizeMB: config.mapSizeMB, durable: true)
         let on = state.lowercased() == "on"
+        let before = try? store.killSwitch()
         try store.setKillSwitch(KillSwitchState(on: on, reason: reason, ts: Date().timeIntervalSince1970))
         print("kill switch \(on ? "ON" : "off")\(reason.isEmpty ? "" : " (\(reason))")")
+        // Into the same chain as `mode` and the guard. The switch is set first and stays set: a ledger that
+        // cannot take the entry is reported, never a reason to leave the book unprotected.
+        let ledger = OpsLedger(stateDir: config.stateDir)
+        let was = before.map { $0.on ? "on" : "off" } ?? "unknown"
+        do {
+            let written = try ledger.append(
+                LedgerEntry(
+                    ts: Date().timeIntervalSince1970, operation: "kill \(on ? "on" : "off")",
+                    objective: reason, riskClass: .lowRiskConfig,
+                    blastRadius: on
+                        ? "every exit proposal: held (HOLD) and the Apply Layer executes nothing"
+                        : "every exit proposal: decided again",
+                    allowedPaths: [config.stateDir], allowedServices: ["quantum-portfolio-heat-gate"],
+                    changes: "kill switch \(was) -> \(on ? "on" : "off")"))
+            print("ledger \(ledger.path): \(written.id)")
+        } catch {
+            printError(
+                "warning: the kill switch is \(on ? "ON" : "off"), but the ops ledger did not record it: \(error)")
+        }
     }
 }
 

@@ -125,6 +125,20 @@ import Testing
             environment: cliEnvironment(["HEATGATE_CONFIG": "", "P26_STATE_DIR": wrong]))
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(try GateStore(directory: wrong, readOnly: true).killSwitch().on)
+        // Both switches land in the ops ledger, one chain with mode's entries (issue 15).
+        let env = cliEnvironment(["HEATGATE_CONFIG": "", "P26_STATE_DIR": wrong])
+        let off = try runCommand(HeatGateBinary.path, ["kill", "off", "--reason", "drill over"], environment: env)
+        #expect(off.status == 0 && off.stdout.contains("ledger "), "\(off.stdout)\(off.stderr)")
+        let verify = try runCommand(HeatGateBinary.path, ["ledger", "verify"], environment: env)
+        #expect(verify.status == 0 && verify.stdout.contains(": 2 entries"), "\(verify.stdout)\(verify.stderr)")
+        let text = try String(contentsOfFile: wrong + "/ops-ledger.jsonl", encoding: .utf8)
+        #expect(text.contains(#""operation":"kill on""#) && text.contains(#""changes":"kill switch off -> on""#))
+        #expect(text.contains(#""operation":"kill off""#) && text.contains(#""objective":"drill over""#))
+        // A ledger that cannot take the entry does not stop the switch.
+        try "not a ledger\n".write(toFile: wrong + "/ops-ledger.jsonl", atomically: true, encoding: .utf8)
+        let again = try runCommand(HeatGateBinary.path, ["kill", "on", "--reason", "drill 2"], environment: env)
+        #expect(again.status == 0 && again.stderr.contains("did not record"), "\(again.stderr)")
+        #expect(try GateStore(directory: wrong, readOnly: true).killSwitch().on)
     }
 
     @Test func runRefusesAnInvalidConfigNamingTheKey() throws {
