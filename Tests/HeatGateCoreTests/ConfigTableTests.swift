@@ -7,7 +7,7 @@ import Testing
 @Suite struct ConfigTableTests {
     @Test func everyNumericKeyRefusesWhatLiesOutsideItsRangeAndAcceptsItsBounds() throws {
         let numeric = GateConfig.table.filter { $0.range != nil }
-        #expect(numeric.count == 10, "\(numeric.map(\.key))")
+        #expect(numeric.count == 15, "\(numeric.map(\.key))")
         for info in numeric {
             let r = try #require(info.range)
             func accepts(_ text: String) -> Bool {
