@@ -161,6 +161,20 @@ public struct ShadowReport: Sendable {
     public var failClosedTotal: Int { failClosed.reduce(0) { $0 + $1.count } }
     /// Sum of the evaluated downgrades' USD P&L (those whose notional was known).
     public var pnlUSD: Double { outcomes.compactMap { $0.status == .evaluated ? $0.pnlUSD : nil }.reduce(0, +) }
+    /// The largest drop of the kept parts' cumulative USD P&L: evaluated downgrades in decision order, each
+    /// counted when its horizon ends; from a running peak that starts at 0. 0 when it never fell.
+    public var maxDrawdownUSD: Double {
+        var cumulative = 0.0
+        var peak = 0.0
+        var drawdown = 0.0
+        for o in outcomes where o.status == .evaluated {
+            guard let p = o.pnlUSD else { continue }
+            cumulative += p
+            peak = max(peak, cumulative)
+            drawdown = max(drawdown, peak - cumulative)
+        }
+        return drawdown
+    }
     /// Mean return of the evaluated downgrades' kept parts, in basis points.
     public var meanBps: Double? {
         let e = outcomes.compactMap { $0.status == .evaluated ? $0.pnlBps : nil }
