@@ -126,8 +126,13 @@ public enum Tuner {
                 let p = input.proposals[i]
                 engine.killSwitch = p.killSwitch
                 let outcome = p.bytes.withUnsafeBytes { engine.process($0, now: p.ts) }
-                guard case .decision(let d, _) = outcome else { continue }
-                let original = d.original?.token ?? "UNKNOWN"
+                guard case .decision(let d, let proposal) = outcome else { continue }
+                // The token as the producer spelt it, as the journal has it.
+                var literal = p.bytes[proposal.actionLiteral]
+                if literal.first == UInt8(ascii: "\""), literal.last == UInt8(ascii: "\""), literal.count >= 2 {
+                    literal = literal.dropFirst().dropLast()
+                }
+                let original = String(decoding: literal, as: UTF8.self)
                 rows.append(
                     ShadowAnalyzer.DecisionRow(
                         seq: d.seq, ts: d.ts, symbol: engine.symbol(d.symbolId).description, original: original,
