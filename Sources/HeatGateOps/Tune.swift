@@ -339,3 +339,119 @@ extension TuneResult {
         return String(decoding: w.bytes, as: UTF8.self)
     }
 }
+
+extension TuneResult {
+    /// The grid as one self-contained HTML page in the shadow report's style: heat maps of the kept-part
+    /// P&L (with each cell's verdict), the COLD/WARM downgrade rate and the max drawdown.
+    public func html(title: String = "HeatGate tune", subtitle: String = "") -> String {
+        func pct(_ x: Double?) -> String { x.map { formatNumber($0 * 100, decimals: 1) + "%" } ?? "–" }
+        var h = """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(esc(title))</title>
+            <style>
+            :root{--ink:#1d2433;--muted:#667085;--line:#e4e7ec;--bg:#f6f7f9;--ok:#12b76a;--bad:#d92d20;--rev:#f79009}
+            *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--ink);
+            font:14px/1.45 -apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+            main{max-width:1140px;margin:0 auto;padding:24px 28px 40px}
+            h1{font-size:20px;margin:0 0 4px}h2{font-size:15px;margin:0 0 10px}.sub{color:var(--muted);font-size:13px}
+            .panel{background:#fff;border:1px solid var(--line);border-radius:10px;padding:16px 18px;margin:16px 0}
+            table.map{border-collapse:separate;border-spacing:3px;font-variant-numeric:tabular-nums;font-size:12px}
+            table.map th{color:var(--muted);font-weight:500;padding:2px 6px}
+            table.map td{width:86px;height:44px;text-align:center;border-radius:6px;border:2px solid transparent;line-height:1.2}
+            table.map td b{display:block;font-size:13px}table.map td.cur{border-color:#1d2433}
+            table.map td.skip{background:#f2f4f7;color:#98a2b3}
+            .best{display:inline-block;background:#1d2433;color:#fff;border-radius:8px;padding:0 5px;font-size:10px}
+            ul{margin:6px 0 0;padding-left:18px}.legend{color:var(--muted);font-size:12px;margin-top:8px}
+            </style></head><body><main>
+            <h1>\(esc(title))</h1>
+            <div class="sub">\(esc(subtitle))\(subtitle.isEmpty ? "" : " · ")\(mins.count) × \(maxs.count) grid · \
+            horizon \(TimeText.human(options.horizonSec)) · false positive below −\(formatNumber(options.lossThresholdBps, decimals: 0)) bps · \
+            PROCEED &gt; \(pct(options.proceedRate)) · HOLD &lt; \(pct(options.holdRate)) or any false positive · \
+            \(formatNumber(seconds, decimals: 2)) s</div>
+
+            """
+        if let c = current {
+            h +=
+                "<div class=\"panel\"><h2>Current: HEAT_MIN \(formatNumber(c.heatMin, decimals: 2)), HEAT_MAX \(formatNumber(c.heatMax, decimals: 2)) — \(c.report.verdict.rawValue)</h2>"
+                + "<ul>\(c.report.verdictReasons.map { "<li>\(esc($0))</li>" }.joined())</ul>"
+        } else {
+            h += "<div class=\"panel\"><h2>The current setting is not on the grid</h2>"
+        }
+        if best.isEmpty {
+            h += "<p>No cell reaches PROCEED.</p></div>\n"
+        } else {
+            h += "<p>Best PROCEED cells (most kept-part P&amp;L, then least drawdown):</p><ul>"
+            for (rank, k) in best.enumerated() {
+                let c = cells[k]!
+                h +=
+                    "<li><span class=\"best\">\(rank + 1)</span> HEAT_MIN \(formatNumber(c.heatMin, decimals: 2)), HEAT_MAX \(formatNumber(c.heatMax, decimals: 2)): "
+                    + "P&amp;L \(formatNumber(c.report.pnlUSD, decimals: 2)) USD, drawdown \(formatNumber(c.report.maxDrawdownUSD, decimals: 2)) USD</li>"
+            }
+            h += "</ul></div>\n"
+        }
+        let pnls = cells.compactMap { $0?.report.pnlUSD }
+        let pnlScale = max(1e-9, pnls.map(abs).max() ?? 1)
+        let dds = cells.compactMap { $0?.report.maxDrawdownUSD }
+        let ddScale = max(1e-9, dds.max() ?? 1)
+        h += map("Kept-part P&L over the horizon (USD) and verdict", legend: "green gains, red losses") { r in
+            let v = r.pnlUSD / pnlScale
+            return (diverging(v), formatNumber(r.pnlUSD, decimals: 0), r.verdict.rawValue)
+        }
+        h += map("COLD/WARM full closes downgraded", legend: "darker: more downgraded") { r in
+            (
+                sequential(r.coldWarmRate ?? 0, hue: 217), pct(r.coldWarmRate),
+                "\(r.coldWarmDowngraded)/\(r.coldWarmFullCloses)"
+            )
+        }
+        h += map("Max drawdown of the kept parts (USD) and false positives", legend: "darker: deeper drawdown") { r in
+            (
+                sequential(r.maxDrawdownUSD / ddScale, hue: 0), formatNumber(r.maxDrawdownUSD, decimals: 0),
+                "fp \(r.falsePositives)"
+            )
+        }
+        h += "<div class=\"legend\">A framed cell is the current setting; a numbered badge a best cell.</div>"
+        h += "</main></body></html>\n"
+        return h
+    }
+
+    func map(_ title: String, legend: String, _ cell: (ShadowReport) -> (color: String, value: String, note: String))
+        -> String
+    {
+        var h = "<div class=\"panel\"><h2>\(esc(title))</h2><table class=\"map\"><tr><th>HEAT_MIN ╲ HEAT_MAX</th>"
+        for hi in maxs { h += "<th>\(formatNumber(hi, decimals: 2))</th>" }
+        h += "</tr>"
+        for (i, lo) in mins.enumerated() {
+            h += "<tr><th>\(formatNumber(lo, decimals: 2))</th>"
+            for j in maxs.indices {
+                let k = i * maxs.count + j
+                guard let c = cells[k] else {
+                    h += "<td class=\"skip\">–</td>"
+                    continue
+                }
+                let (color, value, note) = cell(c.report)
+                let badge = best.firstIndex(of: k).map { " <span class=\"best\">\($0 + 1)</span>" } ?? ""
+                h +=
+                    "<td class=\"\(c.current ? "cur" : "")\" style=\"background:\(color)\" "
+                    + "title=\"HEAT_MIN \(formatNumber(c.heatMin, decimals: 2)) HEAT_MAX \(formatNumber(c.heatMax, decimals: 2))\">"
+                    + "<b>\(esc(value))\(badge)</b>\(esc(note))</td>"
+            }
+            h += "</tr>"
+        }
+        return h + "</table><div class=\"legend\">\(esc(legend))</div></div>\n"
+    }
+
+    /// -1 red … 0 white … +1 green.
+    func diverging(_ v: Double) -> String {
+        let x = max(-1, min(1, v.isFinite ? v : 0))
+        let hue = x < 0 ? 4 : 145
+        return "hsl(\(hue),70%,\(formatNumber(97 - abs(x) * 42, decimals: 0))%)"
+    }
+
+    /// 0 white … 1 saturated.
+    func sequential(_ v: Double, hue: Int) -> String {
+        let x = max(0, min(1, v.isFinite ? v : 0))
+        return "hsl(\(hue),75%,\(formatNumber(97 - x * 45, decimals: 0))%)"
+    }
+}

@@ -19,7 +19,7 @@ struct Tune: ParsableCommand {
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json
+        case text, json, html
     }
 
     @OptionGroup var options: ConfigOptions
@@ -38,7 +38,7 @@ struct Tune: ParsableCommand {
         help: "HEAT_MAX values: a comma-separated list, or FROM:TO:COUNT (default 0.45:0.9:10).")
     var heatMax: String = "0.45:0.9:10"
 
-    @Option(help: "text or json.")
+    @Option(help: "text, json or html (heat maps).")
     var format: Format = .text
 
     @Option(help: "Write to this file instead of standard output.")
@@ -89,7 +89,15 @@ struct Tune: ParsableCommand {
         }
         var result = Tuner.run(recorded, options: flags.options(config), mins: mins, maxs: maxs)
         result.seconds = Date().timeIntervalSince(started)
-        let text = format == .json ? result.json() + "\n" : result.text()
+        let text: String
+        switch format {
+        case .text: text = result.text()
+        case .json: text = result.json() + "\n"
+        case .html:
+            text = result.html(
+                title: "HeatGate tune — \(OpsLedger.hostName())",
+                subtitle: input.map { "replay \(($0 as NSString).lastPathComponent)" } ?? "journal \(config.stateDir)")
+        }
         if let out {
             guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else {
                 throw CLIError("cannot write \(out)")

@@ -87,6 +87,12 @@ struct TuneTests {
         #expect(json["best"]?.array?.first?["heat_min"]?.number == 0.6)
         #expect(json["current"]?["heat_min"]?.number == 0.25)
         #expect(json["cells"]?.array?.count == 5)
+        // The heat maps: three of them, the current cell framed in each, the best badged, skipped cells grey.
+        let html = result.html()
+        #expect(html.components(separatedBy: "<table class=\"map\">").count == 4)
+        #expect(html.components(separatedBy: "<td class=\"cur\"").count == 4)
+        #expect(html.components(separatedBy: "<td class=\"skip\">").count == 4)
+        #expect(html.contains("<b>150 <span class=\"best\">1</span></b>PROCEED"))
     }
 
     @Test("heatgate tune --format json agrees with heatgate analyze on the same store")
