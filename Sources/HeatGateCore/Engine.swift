@@ -146,6 +146,7 @@ public final class Engine {
             // limits starts it afresh, and `mode enforce` (an operator) clears a trip.
             if policy.mode != oldValue.mode || policy.guardSettings != oldValue.guardSettings {
                 guardCounters.reset()
+                guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
                 if policy.mode == .enforce && oldValue.mode != .enforce { guardTrip = nil }
             }
         }
@@ -188,6 +189,7 @@ public final class Engine {
         repeatCapacity: Int = RepeatWindow.capacity(ttl: 300, peakRate: 500)
     ) {
         self.policy = policy
+        guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
         self.maxSymbols = maxSymbols
         repeats = RepeatWindow(capacity: repeatCapacity)
         states.reserveCapacity(1024)

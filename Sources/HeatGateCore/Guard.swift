@@ -75,6 +75,8 @@ final class GuardCounters {
     let slotIndex: UnsafeMutablePointer<Int64>
     let slotFull: UnsafeMutablePointer<Int32>
     let slotDown: UnsafeMutablePointer<Int32>
+    /// Slots per second: 64 ÷ the window, kept so the decision path multiplies rather than divides.
+    var slotScale = Double(GuardCounters.slots) / 900
     var head: Int64 = .min
     var full = 0
     var down = 0
@@ -189,8 +191,7 @@ extension Engine {
         let s = policy.guardSettings
         let g = guardCounters
         if g.armedAt.isNaN { g.armedAt = now }
-        let slotSec = s.windowSec / Double(GuardCounters.slots)
-        g.advance(Int64((now / slotSec).rounded(.down)))
+        g.advance(Int64((now * g.slotScale).rounded(.down)))
         if p.action == .fullClose && d.reason != .killSwitch && d.reason != .proposalStale {
             let k = Int(g.head & Int64(GuardCounters.slots - 1))
             g.slotFull[k] += 1
