@@ -149,10 +149,13 @@ public final class Engine {
                 guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
                 if policy.mode == .enforce && oldValue.mode != .enforce { guardTrip = nil }
             }
+            guardActive = policy.guardSettings.enabled && policy.mode == .enforce
         }
     }
     /// The rollback guard's counters.
-    let guardCounters = GuardCounters()
+    var guardCounters = GuardCounters()
+    /// The guard is on and the mode is enforce: the one test the decision path makes when it is not.
+    var guardActive = false
     /// The guard's trip, if it switched the gate to shadow; cleared when the mode is set to enforce again.
     public internal(set) var guardTrip: GuardTrip?
     /// The kill switch: every proposal is held while it is on.
@@ -190,11 +193,14 @@ public final class Engine {
     ) {
         self.policy = policy
         guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
+        guardActive = policy.guardSettings.enabled && policy.mode == .enforce
         self.maxSymbols = maxSymbols
         repeats = RepeatWindow(capacity: repeatCapacity)
         states.reserveCapacity(1024)
         dirtySymbols.reserveCapacity(64)
     }
+
+    deinit { guardCounters.free() }
 
     // MARK: - Reading the book
 
@@ -551,7 +557,7 @@ public final class Engine {
         let (heat, problem) = heatInputs(now: now)
         // The guard decides before the mode is read: inputs unusable for too long make this proposal the
         // first one decided in shadow.
-        if policy.guardSettings.enabled && policy.mode == .enforce && guardInputsTripped(problem, now: now) {
+        if guardActive && (problem != nil || !guardCounters.badSince.isNaN) && guardInputsTripped(problem, now: now) {
             trip(.inputsUnusable, seq: d.seq &- 1, now: now)
         }
         d.mode = policy.mode
@@ -598,7 +604,7 @@ public final class Engine {
         }
         if let c = d.calibrated { d.downgraded = c != d.original }
         d.effective = killSwitch ? .hold : (d.mode == .enforce ? d.calibrated : nil)
-        if policy.guardSettings.enabled && d.mode == .enforce { guardObserve(d, p, now: now) }
+        if guardActive { guardObserve(d, p, now: now) }
         return d
     }
 }

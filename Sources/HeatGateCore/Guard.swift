@@ -58,8 +58,9 @@ public struct GuardTrip: Equatable, Sendable {
 /// The guard's counters: a sliding window of time slots for the downgrade share, the time the inputs
 /// turned unusable, and a ring of the window's priced downgrades marked to the latest price.
 ///
-/// It belongs to the engine (one thread, no lock, no I/O); memory is fixed at creation.
-final class GuardCounters {
+/// It belongs to the engine (one thread, no lock, no I/O); memory is fixed at creation. A struct stored in
+/// the engine, so the decision path reaches it without a reference count; ``free()`` at the engine's end.
+struct GuardCounters {
     static let slots = 64
     static let ringSize = 256
 
@@ -78,8 +79,15 @@ final class GuardCounters {
     /// Slots per second: 64 ÷ the window, kept so the decision path multiplies rather than divides.
     var slotScale = Double(GuardCounters.slots) / 900
     var head: Int64 = .min
+    /// The current slot's span: a decision inside it touches no clock arithmetic.
+    var slotStart = Double.infinity
+    var slotEnd = -Double.infinity
+    /// Full closes and downgrades of the window's closed slots; the current slot's are `curFull`/`curDown`.
     var full = 0
     var down = 0
+    /// The current slot's counts, kept out of the slot arrays until the slot ends.
+    var curFull: Int32 = 0
+    var curDown: Int32 = 0
     /// When the inputs turned unusable, or `nan` while they are usable.
     var badSince = Double.nan
     /// When the guard began to watch (the first enforce decision since a reset).
@@ -97,22 +105,26 @@ final class GuardCounters {
         reset()
     }
 
-    deinit {
+    func free() {
         slotIndex.deallocate()
         slotFull.deallocate()
         slotDown.deallocate()
         ring.deallocate()
     }
 
-    func reset() {
+    mutating func reset() {
         for k in 0..<Self.slots {
             slotIndex[k] = .min
             slotFull[k] = 0
             slotDown[k] = 0
         }
         head = .min
+        slotStart = .infinity
+        slotEnd = -.infinity
         full = 0
         down = 0
+        curFull = 0
+        curDown = 0
         badSince = .nan
         armedAt = .nan
         ringStart = 0
@@ -122,8 +134,17 @@ final class GuardCounters {
 
     /// Moves the window to the slot of `now`, dropping the slots that left it.
     @inline(__always)
-    func advance(_ slot: Int64) {
+    mutating func advance(_ slot: Int64) {
         if slot == head { return }
+        if head != .min {
+            let h = Int(head & Int64(Self.slots - 1))
+            slotFull[h] = curFull
+            slotDown[h] = curDown
+            full += Int(curFull)
+            down += Int(curDown)
+        }
+        curFull = 0
+        curDown = 0
         if head == .min || slot - head >= Int64(Self.slots) || slot < head {
             if full != 0 || down != 0 || head == .min {
                 for k in 0..<Self.slots {
@@ -153,7 +174,7 @@ final class GuardCounters {
 
     /// Drops the priced downgrades older than the window.
     @inline(__always)
-    func expireKept(before t: Double) {
+    mutating func expireKept(before t: Double) {
         while ringCount > 0 && ring[ringStart].ts < t {
             keptPnL -= ring[ringStart].pnl
             ringStart = (ringStart + 1) & (Self.ringSize - 1)
@@ -161,7 +182,7 @@ final class GuardCounters {
         }
     }
 
-    func addKept(_ k: Kept) {
+    mutating func addKept(_ k: Kept) {
         if ringCount == Self.ringSize {
             keptPnL -= ring[ringStart].pnl
             ringStart = (ringStart + 1) & (Self.ringSize - 1)
@@ -172,7 +193,7 @@ final class GuardCounters {
     }
 
     /// Marks the kept parts of one symbol to a new price.
-    func mark(_ symbolId: Int32, price: Double) {
+    mutating func mark(_ symbolId: Int32, price: Double) {
         for n in 0..<ringCount {
             let i = (ringStart + n) & (Self.ringSize - 1)
             guard ring[i].symbolId == symbolId else { continue }
@@ -185,67 +206,82 @@ final class GuardCounters {
 
 extension Engine {
     /// Watches one enforce-mode decision; trips the guard when a limit is passed. After a trip the policy
-    /// is shadow from the next proposal on.
+    /// is shadow from the next proposal on. The common case (same slot, no kept-loss limit) is a few
+    /// increments and one comparison; the rest is out of line.
     @inline(__always)
     func guardObserve(_ d: Decision, _ p: Proposal, now: Double) {
-        let s = policy.guardSettings
-        let g = guardCounters
-        if g.armedAt.isNaN { g.armedAt = now }
-        g.advance(Int64((now * g.slotScale).rounded(.down)))
-        if p.action == .fullClose && d.reason != .killSwitch && d.reason != .proposalStale {
-            let k = Int(g.head & Int64(GuardCounters.slots - 1))
-            g.slotFull[k] += 1
-            g.full += 1
-            if d.downgraded {
-                g.slotDown[k] += 1
-                g.down += 1
-                if s.maxKeptLossUSD > 0, let c = d.calibrated {
-                    let st = states[Int(d.symbolId)]
-                    let kept = Double(max(0, 100 - c.exitPercent)) / 100
-                    if st.price > 0 && st.price.isFinite && st.notional != 0 {
-                        g.addKept(
-                            GuardCounters.Kept(
-                                symbolId: d.symbolId, entry: st.price, kept: kept * st.notional, ts: now, pnl: 0))
-                    }
-                }
+        if now >= guardCounters.slotEnd || now < guardCounters.slotStart { guardNewSlot(now) }
+        guard p.action == .fullClose && d.reason != .killSwitch && d.reason != .proposalStale else { return }
+        guardCounters.curFull &+= 1
+        if d.downgraded {
+            guardCounters.curDown &+= 1
+            let full = guardCounters.full &+ Int(guardCounters.curFull)
+            let s = policy.guardSettings
+            if full >= s.minFullCloses
+                && Double(guardCounters.down &+ Int(guardCounters.curDown)) > s.maxDowngradeShare * Double(full)
+            {
+                trip(.downgradeShare, seq: d.seq, now: now)
+                return
             }
         }
-        if s.maxKeptLossUSD > 0 { g.expireKept(before: now - s.windowSec) }
-        var reason: GuardReason?
-        if g.full >= s.minFullCloses && Double(g.down) > s.maxDowngradeShare * Double(g.full) {
-            reason = .downgradeShare
-        } else if s.maxKeptLossUSD > 0 && g.keptPnL < -s.maxKeptLossUSD {
-            reason = .keptLoss
+        if policy.guardSettings.maxKeptLossUSD > 0 { guardKeptLoss(d, now: now) }
+    }
+
+    /// Moves the window to the slot of `now`.
+    @inline(never)
+    func guardNewSlot(_ now: Double) {
+        if guardCounters.armedAt.isNaN { guardCounters.armedAt = now }
+        let slot = Int64((now * guardCounters.slotScale).rounded(.down))
+        guardCounters.advance(slot)
+        guardCounters.slotStart = Double(slot) / guardCounters.slotScale
+        guardCounters.slotEnd = Double(slot + 1) / guardCounters.slotScale
+    }
+
+    /// The kept-loss limit: records a priced downgrade, drops those older than the window, and trips when
+    /// the kept parts lose more than the limit.
+    @inline(never)
+    func guardKeptLoss(_ d: Decision, now: Double) {
+        let s = policy.guardSettings
+        if d.downgraded, let c = d.calibrated {
+            let st = states[Int(d.symbolId)]
+            let kept = Double(max(0, 100 - c.exitPercent)) / 100
+            if st.price > 0 && st.price.isFinite && st.notional != 0 {
+                guardCounters.addKept(
+                    GuardCounters.Kept(symbolId: d.symbolId, entry: st.price, kept: kept * st.notional, ts: now, pnl: 0)
+                )
+            }
         }
-        if let reason { trip(reason, seq: d.seq, now: now) }
+        guardCounters.expireKept(before: now - s.windowSec)
+        if guardCounters.keptPnL < -s.maxKeptLossUSD { trip(.keptLoss, seq: d.seq, now: now) }
     }
 
     /// Whether the inputs have been unusable for longer than the limit; called before each enforce-mode
     /// decision, with the inputs' problem it found.
-    @inline(__always)
+    @inline(never)
     func guardInputsTripped(_ problem: Reason?, now: Double) -> Bool {
-        let g = guardCounters
-        if g.armedAt.isNaN { g.armedAt = now }
+        if guardCounters.armedAt.isNaN { guardCounters.armedAt = now }
         guard let problem else {
-            g.badSince = .nan
+            guardCounters.badSince = .nan
             return false
         }
-        if g.badSince.isNaN {
+        if guardCounters.badSince.isNaN {
             // Stale equity went bad when it aged past the limit, not when a proposal first saw it.
             let since = problem == .equityStale ? min(now, equityTs + policy.stateMaxAgeSec) : now
-            g.badSince = max(since, g.armedAt)
+            guardCounters.badSince = max(since, guardCounters.armedAt)
         }
-        return now - g.badSince > policy.guardSettings.maxInputsBadSec
+        return now - guardCounters.badSince > policy.guardSettings.maxInputsBadSec
     }
 
     /// Carries a trip over to an engine rebuilt from the store.
     public func restoreGuardTrip(_ t: GuardTrip?) { guardTrip = t }
 
+    @inline(never)
     func trip(_ reason: GuardReason, seq: UInt64, now: Double) {
-        let g = guardCounters
         let t = GuardTrip(
-            reason: reason, ts: now, lastEnforcedSeq: seq, fullCloses: g.full, downgraded: g.down,
-            inputsBadSec: g.badSince.isNaN ? 0 : now - g.badSince, keptPnLUSD: g.keptPnL)
+            reason: reason, ts: now, lastEnforcedSeq: seq, fullCloses: guardCounters.full + Int(guardCounters.curFull),
+            downgraded: guardCounters.down + Int(guardCounters.curDown),
+            inputsBadSec: guardCounters.badSince.isNaN ? 0 : now - guardCounters.badSince,
+            keptPnLUSD: guardCounters.keptPnL)
         policy.mode = .shadow
         guardTrip = t
     }
