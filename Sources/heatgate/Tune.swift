@@ -44,6 +44,23 @@ struct Tune: ParsableCommand {
     @Option(help: "Write to this file instead of standard output.")
     var out: String?
 
+    @Option(
+        help:
+            "Apply one cell of the grid, HEAT_MIN:HEAT_MAX: with --persist, after a preflight (the cell's verdict is PROCEED), rewrite both keys in --config, reload the daemon, record it in the ops ledger."
+    )
+    var apply: String?
+
+    @Flag(help: "With --apply: rewrite HEAT_MIN and HEAT_MAX in the config file (required with --apply).")
+    var persist = false
+
+    @Flag(help: "With --apply: go ahead though the cell's verdict is not PROCEED (recorded in the ledger).")
+    var force = false
+
+    @Option(help: "With --apply: why (the ledger entry's objective).")
+    var reason: String = ""
+
+    @OptionGroup var location: LedgerLocation
+
     static func values(_ text: String, name: String) throws -> [Double] {
         let parts = text.split(separator: ":").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         if parts.count == 3, let from = parts[0], let to = parts[1], let n = parts[2], n >= 1, n <= 100,
@@ -103,8 +120,90 @@ struct Tune: ParsableCommand {
                 throw CLIError("cannot write \(out)")
             }
             printError("\(out): \(format.rawValue), \(result.cells.compactMap { $0 }.count) cells")
-        } else {
+        } else if apply == nil {
             FileHandle.standardOutput.write(Data(text.utf8))
         }
+        if let apply { try applyCell(apply, result, config) }
+    }
+
+    /// `--apply MIN:MAX --persist`: preflight, both keys rewritten, the daemon reloaded, a ledger entry.
+    func applyCell(_ spec: String, _ result: TuneResult, _ config: GateConfig) throws {
+        let parts = spec.split(separator: ":").compactMap { Double($0) }
+        guard parts.count == 2 else { throw CLIError("--apply takes HEAT_MIN:HEAT_MAX, got \(spec)") }
+        guard persist, let path = options.path() else {
+            throw CLIError("--apply needs --persist and --config FILE: the thresholds are written to the file")
+        }
+        let cells = result.cells.compactMap { $0 }
+        guard let cell = cells.first(where: { $0.heatMin == parts[0] && $0.heatMax == parts[1] }) else {
+            throw CLIError("HEAT_MIN=\(parts[0]) HEAT_MAX=\(parts[1]) is not a cell of the grid")
+        }
+        let ledger = location.ledger(config)
+        let check = ledger.verify()
+        guard check.ok else {
+            throw CLIError(
+                "the ops ledger \(ledger.path) does not verify; nothing changed: "
+                    + check.problems.joined(separator: "; "))
+        }
+        let r = cell.report
+        let ok = r.verdict == .proceed
+        print(
+            "preflight \(ok ? "ok  " : "FAIL") verdict: \(r.verdict.rawValue): "
+                + r.verdictReasons.joined(separator: "; "))
+        if !ok && !force { throw CLIError("preflight failed; nothing changed (--force overrides, and is recorded)") }
+        let mn = formatNumber(cell.heatMin, decimals: 6).trimmedZeros
+        let mx = formatNumber(cell.heatMax, decimals: 6).trimmedZeros
+        var changes: [String] = []
+        func write(_ key: String, _ value: String) throws {
+            let c = try ledgerCall { try ConfigFileEditor.set(key: key, value: value, in: path) }
+            changes.append("\(path): \(key) \(c.previous ?? "unset") -> \(value)")
+            print("\(path): \(key)=\(value) (was \(c.previous ?? "unset"))")
+        }
+        // One order always keeps HEAT_MIN < HEAT_MAX in between (each write is validated whole).
+        do {
+            try write("HEAT_MIN", mn)
+            try write("HEAT_MAX", mx)
+        } catch {
+            guard changes.isEmpty else { throw error }
+            try write("HEAT_MAX", mx)
+            try write("HEAT_MIN", mn)
+        }
+        var notes = [
+            "cell: \(r.verdict.rawValue), COLD/WARM downgraded \(formatNumber((r.coldWarmRate ?? 0) * 100, decimals: 1)) %, "
+                + "kept-part P&L \(formatNumber(r.pnlUSD, decimals: 2)) USD, "
+                + "max drawdown \(formatNumber(r.maxDrawdownUSD, decimals: 2)) USD, false positives \(r.falsePositives)"
+        ]
+        if !ok { notes.append("FORCED past failed preflight: verdict \(r.verdict.rawValue)") }
+        var outcome = LedgerOutcome.success
+        let control = ControlClient(endpoint: config.controlEndpoint)
+        if let reply = control.request(#"{"cmd":"reload"}"#), reply["ok"]?.bool == true {
+            changes.append("live: daemon reloaded")
+            print("daemon reloaded")
+        } else {
+            outcome = .partial
+            let msg = "no daemon answered on \(config.controlEndpoint); the file applies at the next start or reload"
+            notes.append(msg)
+            printError(msg)
+        }
+        let entry = LedgerEntry(
+            ts: Date().timeIntervalSince1970, operation: "tune apply",
+            objective: reason.isEmpty ? "thresholds from heatgate tune" : reason, riskClass: .lowRiskConfig,
+            blastRadius: "every full close: the bucket it is calibrated in", allowedPaths: [path, ledger.path],
+            allowedServices: ["quantum-portfolio-heat-gate"], changes: changes.joined(separator: "; "),
+            outcome: outcome,
+            evidence: LedgerEvidence(verdict: r.verdict.rawValue, proofFile: try? ProofFile(path: path)),
+            notes: notes.joined(separator: "; "))
+        let written = try ledgerCall { try ledger.append(entry) }
+        print("ledger \(ledger.path): \(written.id) \(written.outcome.rawValue)")
+    }
+}
+
+extension String {
+    /// `0.250000` is `0.25`, `1.000000` is `1`.
+    var trimmedZeros: String {
+        guard contains(".") else { return self }
+        var s = self
+        while s.hasSuffix("0") { s.removeLast() }
+        if s.hasSuffix(".") { s.removeLast() }
+        return s
     }
 }

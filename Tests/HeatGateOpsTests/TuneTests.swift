@@ -124,4 +124,45 @@ struct TuneTests {
             #expect(current["time_share"]?[name] == bucket["share"], "\(name) share")
         }
     }
+
+    @Test("--apply MIN:MAX --persist: refused on a HOLD cell, applied on a PROCEED one, recorded in the ledger")
+    func applyPersists() throws {
+        let bin = try heatgateBinary()
+        func run(_ dir: TemporaryDirectory, _ args: [String]) throws -> (CommandResult, String) {
+            let conf = dir.path + "/heatgate.env"
+            if !FileManager.default.fileExists(atPath: conf) {
+                let text =
+                    "P26_STATE_DIR=\(dir.path)\nP26_STATE_MAX_AGE_SEC=86400\nHEAT_MIN=0.25 # tuned by hand\nHEAT_MAX=0.65\n"
+                try text.write(toFile: conf, atomically: true, encoding: .utf8)
+            }
+            var env = ProcessInfo.processInfo.environment.filter {
+                !$0.key.hasPrefix("P26_") && !$0.key.hasPrefix("HEAT_")
+            }
+            env["HEATGATE_CONFIG"] = ""
+            let r = try runCommand(
+                bin, ["tune", "--config", conf, "--heat-min", "0.25,0.6", "--heat-max", "0.65"] + args, environment: env
+            )
+            return (r, try String(contentsOfFile: conf, encoding: .utf8))
+        }
+        // Every cell of the false-positive journal HOLDs: nothing changes.
+        let held = try Self.tape().journal()
+        let (refused, before) = try run(held, ["--apply", "0.6:0.65", "--persist"])
+        #expect(
+            refused.status != 0 && refused.stdout.contains("preflight FAIL verdict: HOLD"),
+            "\(refused.stdout)\(refused.stderr)")
+        #expect(before.contains("HEAT_MIN=0.25 # tuned by hand"))
+        #expect(!FileManager.default.fileExists(atPath: held.path + "/ops-ledger.jsonl"))
+
+        let clean = try ShadowReportTests.threeBuckets().journal()
+        let (applied, after) = try run(clean, ["--apply", "0.6:0.65", "--persist", "--reason", "tune drill"])
+        #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+        #expect(after.contains("HEAT_MIN=0.6 # tuned by hand") && after.contains("HEAT_MAX=0.65"))
+        let entries = OpsLedger(path: clean.path + "/ops-ledger.jsonl").verify().entries
+        #expect(entries.count == 1)
+        #expect(entries.first?.operation == "tune apply" && entries.first?.objective == "tune drill")
+        #expect(entries.first?.evidence.verdict == "PROCEED")
+        // No daemon runs here: the file applies at the next start, and the entry says so.
+        #expect(entries.first?.outcome == .partial)
+        #expect(entries.first?.changes.contains("HEAT_MIN 0.25 -> 0.6") == true)
+    }
 }
