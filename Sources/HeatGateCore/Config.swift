@@ -135,6 +135,8 @@ public struct GateConfig: Equatable, Sendable {
     public var curveAllowedClients: [String] = []
     /// Binds a non-loopback TCP address without CURVE. For isolated networks only.
     public var allowInsecureBind = false
+    /// The rollback guard (`P26_GUARD_*`): off by default.
+    public var guardSettings = GuardSettings()
 
     public init() {}
 
@@ -174,6 +176,12 @@ public struct GateConfig: Equatable, Sendable {
         .init("P26_CURVE_SECRET_KEY", "a Z85 secret key of 40 characters", .restart),
         .init("P26_CURVE_ALLOWED_CLIENTS", "comma-separated Z85 public keys of 40 characters", .restart),
         .init("P26_ALLOW_INSECURE_BIND", "`true` or `false` (also 1/0, yes/no, on/off)", .restart),
+        .init("P26_GUARD_ENABLED", "`true` or `false` (also 1/0, yes/no, on/off)", .reload),
+        .init("P26_GUARD_WINDOW_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_GUARD_MAX_DOWNGRADE_SHARE", .number(0, 1), .reload),
+        .init("P26_GUARD_MIN_FULL_CLOSES", .number(1, 1_000_000, whole: true), .reload),
+        .init("P26_GUARD_MAX_INPUTS_BAD_SEC", .number(0, 86_400, lowerOpen: true), .reload),
+        .init("P26_GUARD_MAX_KEPT_LOSS_USD", .number(0, 1e12), .reload),
     ]
 
     /// The entry of ``table`` for a key.
@@ -207,6 +215,12 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_CURVE_SECRET_KEY": curveSecretKey == nil ? "" : "(set)"
         case "P26_CURVE_ALLOWED_CLIENTS": curveAllowedClients.joined(separator: ",")
         case "P26_ALLOW_INSECURE_BIND": allowInsecureBind ? "true" : "false"
+        case "P26_GUARD_ENABLED": guardSettings.enabled ? "true" : "false"
+        case "P26_GUARD_WINDOW_SEC": fmt(guardSettings.windowSec)
+        case "P26_GUARD_MAX_DOWNGRADE_SHARE": fmt(guardSettings.maxDowngradeShare)
+        case "P26_GUARD_MIN_FULL_CLOSES": String(guardSettings.minFullCloses)
+        case "P26_GUARD_MAX_INPUTS_BAD_SEC": fmt(guardSettings.maxInputsBadSec)
+        case "P26_GUARD_MAX_KEPT_LOSS_USD": fmt(guardSettings.maxKeptLossUSD)
         default: ""
         }
     }
@@ -247,6 +261,12 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_CURVE_SECRET_KEY": curveSecretKey = o.curveSecretKey
         case "P26_CURVE_ALLOWED_CLIENTS": curveAllowedClients = o.curveAllowedClients
         case "P26_ALLOW_INSECURE_BIND": allowInsecureBind = o.allowInsecureBind
+        case "P26_GUARD_ENABLED": guardSettings.enabled = o.guardSettings.enabled
+        case "P26_GUARD_WINDOW_SEC": guardSettings.windowSec = o.guardSettings.windowSec
+        case "P26_GUARD_MAX_DOWNGRADE_SHARE": guardSettings.maxDowngradeShare = o.guardSettings.maxDowngradeShare
+        case "P26_GUARD_MIN_FULL_CLOSES": guardSettings.minFullCloses = o.guardSettings.minFullCloses
+        case "P26_GUARD_MAX_INPUTS_BAD_SEC": guardSettings.maxInputsBadSec = o.guardSettings.maxInputsBadSec
+        case "P26_GUARD_MAX_KEPT_LOSS_USD": guardSettings.maxKeptLossUSD = o.guardSettings.maxKeptLossUSD
         default: break
         }
     }
@@ -333,12 +353,13 @@ public struct GateConfig: Equatable, Sendable {
             let keys = value.split(separator: ",").map { String($0).trimmingBlanks() }.filter { !$0.isEmpty }
             guard keys.allSatisfy({ $0.utf8.count == 40 }) else { throw fail(info.allowed) }
             curveAllowedClients = keys
-        case "P26_ALLOW_INSECURE_BIND":
-            switch value.lowercased() {
-            case "1", "true", "yes", "on": allowInsecureBind = true
-            case "0", "false", "no", "off", "": allowInsecureBind = false
-            default: throw fail(info.allowed)
-            }
+        case "P26_ALLOW_INSECURE_BIND": allowInsecureBind = try flag(value, fail(info.allowed))
+        case "P26_GUARD_ENABLED": guardSettings.enabled = try flag(value, fail(info.allowed))
+        case "P26_GUARD_WINDOW_SEC": guardSettings.windowSec = try number()
+        case "P26_GUARD_MAX_DOWNGRADE_SHARE": guardSettings.maxDowngradeShare = try number()
+        case "P26_GUARD_MIN_FULL_CLOSES": guardSettings.minFullCloses = try whole()
+        case "P26_GUARD_MAX_INPUTS_BAD_SEC": guardSettings.maxInputsBadSec = try number()
+        case "P26_GUARD_MAX_KEPT_LOSS_USD": guardSettings.maxKeptLossUSD = try number()
         default:
             throw fail(info.allowed)
         }
@@ -361,6 +382,14 @@ public struct GateConfig: Equatable, Sendable {
                     "P26_REPEAT_PEAK_RATE x P26_CALIBRATED_TTL_SEC <= \(RepeatWindow.maxCapacity / 2) plans "
                     + "(P26_CALIBRATED_TTL_SEC=\(fmt(calibratedTTLSec)))")
         }
+    }
+}
+
+private func flag(_ v: String, _ error: ConfigError) throws(ConfigError) -> Bool {
+    switch v.lowercased() {
+    case "1", "true", "yes", "on": return true
+    case "0", "false", "no", "off", "": return false
+    default: throw error
     }
 }
 

@@ -131,6 +131,8 @@ public struct Heartbeat: Equatable, Sendable {
     public var rejected: UInt64 = 0
     public var uptime = 0.0
     public var ts = 0.0
+    /// Why the rollback guard switched the gate to shadow, while it stands (`null` otherwise).
+    public var guardTripped: GuardReason?
 
     public init() {}
 
@@ -158,6 +160,8 @@ public struct Heartbeat: Equatable, Sendable {
         w.uint(rejected)
         w.raw(",\"uptime_sec\":")
         w.fixed(uptime, decimals: 3)
+        w.raw(",\"guard_tripped\":")
+        if let g = guardTripped { w.string(g.label) } else { w.raw("null") }
         w.raw(",\"ts\":")
         w.fixed(ts, decimals: 6)
         w.byte(UInt8(ascii: "}"))

@@ -16,6 +16,8 @@ public struct Policy: Equatable, Sendable {
     public var stateMaxAgeSec: Double
     public var proposalMaxAgeSec: Double
     public var calibratedTTLSec: Double
+    /// The rollback guard (`P26_GUARD_*`).
+    public var guardSettings: GuardSettings
 
     public init(_ c: GateConfig = GateConfig()) {
         mode = c.mode
@@ -28,6 +30,7 @@ public struct Policy: Equatable, Sendable {
         stateMaxAgeSec = c.stateMaxAgeSec
         proposalMaxAgeSec = c.proposalMaxAgeSec
         calibratedTTLSec = c.calibratedTTLSec
+        guardSettings = c.guardSettings
     }
 
     /// The bucket of a heat value (SPEC §1): `heat < HEAT_MIN` COLD, `< HEAT_MAX` WARM, else HOT.
@@ -137,7 +140,24 @@ public final class Engine {
     static let maxNotional = 1e15
     static let maxSigma = 1e3
 
-    public var policy: Policy
+    public var policy: Policy {
+        didSet {
+            // The guard watches one stretch of enforce mode with one set of limits: a change of mode or of
+            // limits starts it afresh, and `mode enforce` (an operator) clears a trip.
+            if policy.mode != oldValue.mode || policy.guardSettings != oldValue.guardSettings {
+                guardCounters.reset()
+                guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
+                if policy.mode == .enforce && oldValue.mode != .enforce { guardTrip = nil }
+            }
+            guardActive = policy.guardSettings.enabled && policy.mode == .enforce
+        }
+    }
+    /// The rollback guard's counters.
+    var guardCounters = GuardCounters()
+    /// The guard is on and the mode is enforce: the one test the decision path makes when it is not.
+    var guardActive = false
+    /// The guard's trip, if it switched the gate to shadow; cleared when the mode is set to enforce again.
+    public internal(set) var guardTrip: GuardTrip?
     /// The kill switch: every proposal is held while it is on.
     public var killSwitch = false
     /// The `seq` the next decision gets.
@@ -172,11 +192,15 @@ public final class Engine {
         repeatCapacity: Int = RepeatWindow.capacity(ttl: 300, peakRate: 500)
     ) {
         self.policy = policy
+        guardCounters.slotScale = Double(GuardCounters.slots) / policy.guardSettings.windowSec
+        guardActive = policy.guardSettings.enabled && policy.mode == .enforce
         self.maxSymbols = maxSymbols
         repeats = RepeatWindow(capacity: repeatCapacity)
         states.reserveCapacity(1024)
         dirtySymbols.reserveCapacity(64)
     }
+
+    deinit { guardCounters.free() }
 
     // MARK: - Reading the book
 
@@ -309,6 +333,8 @@ public final class Engine {
             observeSkew(ts, now: now)
             equity = e
             equityTs = ts
+            // A new equity may end a stretch of unusable inputs; the next decision says whether it did.
+            guardCounters.badSince = .nan
             return .state(.portfolio)
         }
         if b.equals(t, "market") {
@@ -452,7 +478,10 @@ public final class Engine {
         let ts = try readOptionalNumber(b, f.ts, "ts") ?? now
         observeSkew(ts, now: now)
         let id = try intern(key, now: now)
-        if let price { states[Int(id)].price = price }
+        if let price {
+            states[Int(id)].price = price
+            if guardCounters.ringCount > 0 { guardCounters.mark(id, price: price) }
+        }
         if sigma != nil {
             setPosition(id, notional: states[Int(id)].notional, sigma: sigma, ts: ts)
         } else {
@@ -516,7 +545,6 @@ public final class Engine {
         d.symbolId = p.symbolId
         d.planKey = p.planKey
         d.original = p.action
-        d.mode = policy.mode
         d.killSwitch = killSwitch
         d.ts = now
         d.expiresAt = now + policy.calibratedTTLSec
@@ -527,6 +555,12 @@ public final class Engine {
             d.equityAge = max(0, now - equityTs)
         }
         let (heat, problem) = heatInputs(now: now)
+        // The guard decides before the mode is read: inputs unusable for too long make this proposal the
+        // first one decided in shadow.
+        if guardActive && (problem != nil || !guardCounters.badSince.isNaN) && guardInputsTripped(problem, now: now) {
+            trip(.inputsUnusable, seq: d.seq &- 1, now: now)
+        }
+        d.mode = policy.mode
         d.inputProblem = problem
         if problem == nil {
             d.heat = heat
@@ -570,6 +604,7 @@ public final class Engine {
         }
         if let c = d.calibrated { d.downgraded = c != d.original }
         d.effective = killSwitch ? .hold : (d.mode == .enforce ? d.calibrated : nil)
+        if guardActive { guardObserve(d, p, now: now) }
         return d
     }
 }

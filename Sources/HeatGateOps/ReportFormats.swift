@@ -42,6 +42,7 @@ extension ShadowReport {
         line(
             "downgrades over the horizon: \(evaluated) evaluated, \(pending) pending, \(unpriced) unpriced; "
                 + "false positives \(falsePositives); kept-part P&L \(formatNumber(pnlUSD, decimals: 2)) USD"
+                + ", max drawdown \(formatNumber(maxDrawdownUSD, decimals: 2)) USD"
                 + (meanBps.map { ", mean \(formatNumber($0, decimals: 1)) bps" } ?? ""))
         if !outcomes.isEmpty {
             line()
@@ -154,6 +155,8 @@ extension ShadowReport {
         w.int(falsePositives)
         w.raw(",\"pnl_usd\":")
         w.double(pnlUSD)
+        w.raw(",\"max_drawdown_usd\":")
+        w.double(maxDrawdownUSD)
         w.raw(",\"mean_bps\":")
         num(meanBps)
         w.raw(",\"downgrades\":[")

@@ -60,7 +60,8 @@ extension ShadowReport {
             "\(evaluated) evaluated · \(pending) pending · \(unpriced) unpriced")
         h += card(
             "Kept-part P&L", "<span class=\"\(pnlClass)\">\(formatNumber(pnlUSD, decimals: 2))</span>",
-            "USD" + (meanBps.map { " · mean \(formatNumber($0, decimals: 1)) bps" } ?? ""))
+            "USD · max drawdown \(formatNumber(maxDrawdownUSD, decimals: 2))"
+                + (meanBps.map { " · mean \(formatNumber($0, decimals: 1)) bps" } ?? ""))
         h += card(
             "Failed closed", "\(failClosedTotal)",
             failClosed.isEmpty

@@ -161,6 +161,20 @@ public struct ShadowReport: Sendable {
     public var failClosedTotal: Int { failClosed.reduce(0) { $0 + $1.count } }
     /// Sum of the evaluated downgrades' USD P&L (those whose notional was known).
     public var pnlUSD: Double { outcomes.compactMap { $0.status == .evaluated ? $0.pnlUSD : nil }.reduce(0, +) }
+    /// The largest drop of the kept parts' cumulative USD P&L: evaluated downgrades in decision order, each
+    /// counted when its horizon ends; from a running peak that starts at 0. 0 when it never fell.
+    public var maxDrawdownUSD: Double {
+        var cumulative = 0.0
+        var peak = 0.0
+        var drawdown = 0.0
+        for o in outcomes where o.status == .evaluated {
+            guard let p = o.pnlUSD else { continue }
+            cumulative += p
+            peak = max(peak, cumulative)
+            drawdown = max(drawdown, peak - cumulative)
+        }
+        return drawdown
+    }
     /// Mean return of the evaluated downgrades' kept parts, in basis points.
     public var meanBps: Double? {
         let e = outcomes.compactMap { $0.status == .evaluated ? $0.pnlBps : nil }
@@ -189,6 +203,8 @@ public enum ShadowAnalyzer {
         var ts: Double
         var kind: String
         var message: JSON
+        /// The message as the engine reads it.
+        var bytes: [UInt8]
     }
 
     /// Reads the journal of a store (open it read-only) and analyses it.
@@ -202,11 +218,21 @@ public enum ShadowAnalyzer {
 
     /// Analyses journaled decisions (SPEC §4 objects) and state events (`{"id","ts","kind","message"}`).
     public static func analyze(decisions: [JSON], events: [JSON], options: AnalysisOptions) -> ShadowReport {
-        let rows = decisions.compactMap(decisionRow).sorted { ($0.ts, $0.seq) < ($1.ts, $1.seq) }
-        let evs = events.compactMap(eventRow).enumerated().sorted {
-            ($0.element.ts, $0.offset) < ($1.element.ts, $1.offset)
-        }
-        .map(\.element)
+        analyze(
+            rows: decisions.compactMap(decisionRow), events: sortedEvents(events.compactMap(eventRow)), options: options
+        )
+    }
+
+    /// Events in time order, the journal's order among equal times.
+    static func sortedEvents(_ rows: [EventRow]) -> [EventRow] {
+        rows.enumerated().sorted { ($0.element.ts, $0.offset) < ($1.element.ts, $1.offset) }.map(\.element)
+    }
+
+    /// Analyses decision rows and time-ordered events (what ``analyze(decisions:events:options:)`` and
+    /// `tune` share).
+    static func analyze(rows unsorted: [DecisionRow], events evs: [EventRow], options: AnalysisOptions) -> ShadowReport
+    {
+        let rows = unsorted.sorted { ($0.ts, $0.seq) < ($1.ts, $1.seq) }
         let lastTs = max(rows.last?.ts ?? -.infinity, evs.last?.ts ?? -.infinity)
         let firstTs = min(rows.first?.ts ?? .infinity, evs.first?.ts ?? .infinity)
         let to = options.until ?? (lastTs.isFinite ? lastTs : 0)
@@ -225,8 +251,7 @@ public enum ShadowAnalyzer {
             if i < evs.count, j >= rows.count || evs[i].ts <= rows[j].ts {
                 let e = evs[i]
                 i += 1
-                let bytes = Array(e.message.text.utf8)
-                let outcome = bytes.withUnsafeBytes { engine.process($0, now: e.ts) }
+                let outcome = e.bytes.withUnsafeBytes { engine.process($0, now: e.ts) }
                 if case .rejected = outcome { continue }
                 if e.kind == "market", let sym = e.message["symbol"]?.string, let p = e.message["price"]?.number,
                     p > 0, p.isFinite
@@ -307,7 +332,7 @@ public enum ShadowAnalyzer {
 
     static func eventRow(_ j: JSON) -> EventRow? {
         guard let ts = j["ts"]?.number, let kind = j["kind"]?.string, let m = j["message"] else { return nil }
-        return EventRow(ts: ts, kind: kind, message: m)
+        return EventRow(ts: ts, kind: kind, message: m, bytes: Array(m.text.utf8))
     }
 
     /// Integrates the step function of heat over the window, splitting a step where the equity went stale.
@@ -356,7 +381,10 @@ public enum ShadowAnalyzer {
             seq: d.seq, ts: d.ts, symbol: d.symbol, bucket: d.bucket, reason: d.reason, original: d.original,
             calibrated: d.calibrated, keptFraction: kept, side: side, sideKnown: known,
             notionalUSD: known ? abs(notional!) : nil, status: .unpriced, falsePositive: false)
-        guard let entry = prices.last(where: { $0.ts <= d.ts }) else { return o }
+        // Prices are in time order: the entry is the last at or before the decision.
+        let afterDecision = firstIndex(prices) { $0.ts > d.ts }
+        guard afterDecision > 0 else { return o }
+        let entry = prices[afterDecision - 1]
         o.entryPrice = entry.price
         let horizonEnd = d.ts + report.options.horizonSec
         guard report.to >= horizonEnd else {
@@ -365,7 +393,7 @@ public enum ShadowAnalyzer {
         }
         // Only prices that arrived inside (decision, decision + horizon] say what the kept part did; the
         // entry price itself, carried forward by a feed that stopped, would read as a flat zero.
-        let inside = prices.filter { $0.ts > d.ts && $0.ts <= horizonEnd }
+        let inside = prices[afterDecision..<firstIndex(prices) { $0.ts > horizonEnd }]
         guard let exit = inside.last?.price else { return o }
         func bps(_ p: Double) -> Double { side * (p / entry.price - 1) * 10_000 }
         o.exitPrice = exit
@@ -375,6 +403,19 @@ public enum ShadowAnalyzer {
         o.status = .evaluated
         o.falsePositive = o.pnlBps! < -report.options.lossThresholdBps
         return o
+    }
+
+    /// The first index whose element satisfies `after`, for a predicate false then true along the array.
+    static func firstIndex(_ prices: [(ts: Double, price: Double)], _ after: ((ts: Double, price: Double)) -> Bool)
+        -> Int
+    {
+        var lo = 0
+        var hi = prices.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if after(prices[mid]) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
     }
 
     /// The verdict of SPEC §7, first rule that applies.

@@ -121,6 +121,11 @@ public final class Daemon {
     /// systemd's `$NOTIFY_SOCKET` (Type=notify): readiness, reload, stop, status and the watchdog.
     let notifier: Notifier
     var lastStatusLine = ""
+    /// The guard trip already logged and recorded.
+    var handledTrip: GuardTrip?
+    /// Records a guard trip in the ops ledger (set by `heatgate run`); returns the entry's id. Called on
+    /// the loop's housekeeping turn after the trip, never on the decision path.
+    public var guardRecorder: ((GuardTrip, GateConfig) throws -> String)?
 
     public init(source: ConfigSource) throws {
         self.source = source
@@ -369,6 +374,11 @@ public final class Daemon {
             if items[2].returnedEvents.contains(.in) {
                 while (try? wake.receive(into: message, flags: .dontWait)) == true {}
             }
+            if gate.engine.guardTrip != handledTrip {
+                handleGuardTrip(gate)
+                // Every subscriber learns of the rollback at once, not at the next interval.
+                if config.heartbeatSec > 0 { publishHeartbeat(gate, pub, &heartbeat) }
+            }
             let now = monotonicNanos()
             if now >= nextObserve {
                 // The switch is read here too, not only when a batch begins, so `status`, the heartbeat and
@@ -411,6 +421,36 @@ public final class Daemon {
             drained += Int(handled)
         }
         publishHeartbeat(gate, pub, &heartbeat)
+    }
+
+    /// Logs a new guard trip, shows it in the metrics and records it in the ops ledger (file I/O, here on
+    /// the housekeeping turn after the batch that tripped it was published).
+    func handleGuardTrip(_ gate: Gate) {
+        handledTrip = gate.engine.guardTrip
+        guard let trip = handledTrip else { return }
+        config.mode = .shadow
+        metrics.observe(gate.engine, now: wallClock())
+        let g = config.guardSettings
+        let share = trip.fullCloses == 0 ? 0 : Double(trip.downgraded) / Double(trip.fullCloses)
+        var ledger = "not recorded"
+        if let recorder = guardRecorder {
+            do {
+                ledger = try recorder(trip, config)
+            } catch {
+                ledger = "FAILED: \(error)"
+            }
+        }
+        logger.error(
+            "GUARD ROLLBACK enforce -> shadow: \(trip.reason.label)",
+            [
+                "reason": trip.reason.label, "from": "enforce", "to": "shadow",
+                "last_enforced_seq": "\(trip.lastEnforcedSeq)", "full_closes": "\(trip.fullCloses)",
+                "downgraded": "\(trip.downgraded)", "share": "\(share)", "max_share": "\(g.maxDowngradeShare)",
+                "inputs_bad_sec": "\(trip.inputsBadSec)", "max_inputs_bad_sec": "\(g.maxInputsBadSec)",
+                "kept_pnl_usd": "\(trip.keptPnLUSD)", "max_kept_loss_usd": "\(g.maxKeptLossUSD)",
+                "window_sec": "\(g.windowSec)", "ledger": ledger,
+                "fix": "heatgate mode enforce --reason R (after its preflight)",
+            ])
     }
 
     /// Reads the stored kill switch; an unreadable record counts as on and is logged once per change.
@@ -547,6 +587,7 @@ public final class Daemon {
         hb.downgraded = metrics.downgraded.load
         hb.rejected = metrics.rejected.load
         hb.uptime = now - startedAt
+        hb.guardTripped = e.guardTrip?.reason
         hb.ts = now
         w.reset()
         hb.encode(into: &w)
@@ -568,6 +609,8 @@ public final class Daemon {
             let old = config
             config = GateConfig.reloaded(running: old, file: fresh)
             gate.sweeper.retention = config.journalRetentionSec
+            // A tripped guard keeps shadow through reloads: only `mode enforce` switches back.
+            if gate.engine.guardTrip != nil { config.mode = .shadow }
             gate.apply(Policy(config))
             logger = Logger(level: config.logLevel, format: config.logFormat)
             var restartOnly = GateConfig.restartNeeded(running: old, file: fresh)
@@ -579,6 +622,8 @@ public final class Daemon {
                 "configuration reloaded",
                 [
                     "mode": config.mode.label, "heat_min": "\(config.heatMin)", "heat_max": "\(config.heatMax)",
+                    "guard": config.guardSettings.enabled ? "on" : "off",
+                    "guard_tripped": gate.engine.guardTrip?.reason.label ?? "",
                     "restart_needed_for": restartOnly.joined(separator: ","),
                 ])
             metrics.observe(gate.engine, now: wallClock())
@@ -674,6 +719,10 @@ public final class Daemon {
         w.uint(metrics.storeWriteFailures.load)
         w.raw(",\"uptime_sec\":")
         w.fixed(now - startedAt, decimals: 3)
+        w.raw(",\"guard_enabled\":")
+        w.bool(e.policy.guardSettings.enabled)
+        w.raw(",\"guard_tripped\":")
+        if let t = e.guardTrip { w.string(t.reason.label) } else { w.raw("null") }
         w.raw(",\"heat_min\":")
         w.double(e.policy.heatMin)
         w.raw(",\"heat_max\":")

@@ -89,6 +89,7 @@ public final class Gate {
     func rebuild(now: Double) throws {
         let restored = try store.restore(now: now, repeatLimit: repeatCapacity)
         let fresh = Engine(policy: engine.policy, repeatCapacity: repeatCapacity)
+        fresh.restoreGuardTrip(engine.guardTrip)
         fresh.nextSeq = restored.nextSeq
         fresh.killSwitch = restored.killSwitch.on
         killSwitchUnreadable = restored.killSwitch.unreadable

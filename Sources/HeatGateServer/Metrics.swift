@@ -99,6 +99,8 @@ public final class Metrics: Sendable {
     /// `p26_curve_refused_total`: CURVE handshakes the ZAP handler refused.
     public let curveRefused = Counter()
     public let lastSeq = Counter()
+    /// `p26_guard_tripped{reason}`: the guard's reason + 1 while it stands tripped, 0 otherwise.
+    public let guardTripped = Gauge()
     let version: String
     /// Wall-clock seconds when the daemon started: `process_start_time_seconds`.
     public let processStartTime = Gauge()
@@ -160,6 +162,7 @@ public final class Metrics: Sendable {
         symbolsReclaimed.set(Double(engine.reclaimedTotal))
         repeatEvictions.set(Double(engine.repeats.evictions))
         repeatCapacity.set(Double(engine.repeats.capacity))
+        guardTripped.set(engine.guardTrip.map { Double($0.reason.rawValue) + 1 } ?? 0)
     }
 
     /// The Prometheus text exposition (version 0.0.4).
@@ -275,6 +278,13 @@ public final class Metrics: Sendable {
             "p26_curve_refused_total", "counter",
             "CURVE handshakes refused because the client key is not in P26_CURVE_ALLOWED_CLIENTS.")
         o += "p26_curve_refused_total \(curveRefused.load)\n"
+        header(
+            "p26_guard_tripped", "gauge",
+            "1 for the reason the rollback guard switched the gate to shadow, until mode enforce; 0 otherwise.")
+        let tripped = Int(guardTripped.load) - 1
+        for r in GuardReason.allCases {
+            o += "p26_guard_tripped{reason=\"\(r.label)\"} \(Int(r.rawValue) == tripped ? 1 : 0)\n"
+        }
         header("p26_build_info", "gauge", "Build information; always 1.")
         o += "p26_build_info{version=\"\(version)\"} 1\n"
         let p = ProcessStats.read()

@@ -22,6 +22,7 @@ struct Run: ParsableCommand {
                 o.firstIndex(of: "=").map { (String(o[..<$0]), String(o[o.index(after: $0)...])) }
             })
         let daemon = try Daemon(source: source)
+        daemon.guardRecorder = recordGuardTrip
         let code = daemon.run()
         if code != 0 { throw ExitCode(code) }
     }
@@ -321,4 +322,42 @@ struct GapReport {
         printError("heatgate tail: gap seq \(r.lowerBound)-\(r.upperBound) filled from the journal")
         run = nil
     }
+}
+
+/// The ops ledger entry of a guard trip: an automatic rollback of the last `mode enforce` entry.
+func recordGuardTrip(_ trip: GuardTrip, _ config: GateConfig) throws -> String {
+    let ledger = OpsLedger(stateDir: config.stateDir)
+    let check = ledger.verify()
+    let rolledBack = Set(check.entries.compactMap(\.rollsBack))
+    let rollsBack =
+        check.entries.last {
+            $0.operation == "mode enforce" && $0.outcome != .rollback && !rolledBack.contains($0.id)
+        }?.id
+    let g = config.guardSettings
+    let share = trip.fullCloses == 0 ? 0 : Double(trip.downgraded) / Double(trip.fullCloses)
+    let detail: String
+    switch trip.reason {
+    case .downgradeShare:
+        detail =
+            "\(trip.downgraded) of \(trip.fullCloses) full closes downgraded in \(formatNumber(g.windowSec, decimals: 0)) s "
+            + "(\(formatNumber(share * 100, decimals: 1)) % > \(formatNumber(g.maxDowngradeShare * 100, decimals: 1)) %)"
+    case .inputsUnusable:
+        detail =
+            "heat inputs unusable for \(formatNumber(trip.inputsBadSec, decimals: 1)) s "
+            + "(> \(formatNumber(g.maxInputsBadSec, decimals: 0)) s)"
+    case .keptLoss:
+        detail =
+            "kept parts of the window's downgrades at \(formatNumber(trip.keptPnLUSD, decimals: 2)) USD "
+            + "(loss limit \(formatNumber(g.maxKeptLossUSD, decimals: 2)) USD)"
+    }
+    let entry = LedgerEntry(
+        ts: trip.ts, operatorName: "heatgate-guard", operation: "guard rollback",
+        objective: "automatic rollback to shadow: \(trip.reason.label)", riskClass: .lowRiskConfig,
+        blastRadius: "every exit proposal: the Apply Layer executes original actions again",
+        allowedPaths: [ledger.path], allowedServices: ["quantum-portfolio-heat-gate"],
+        changes: "live: mode enforce -> shadow (guard, after seq \(trip.lastEnforcedSeq))",
+        outcome: rollsBack == nil ? .success : .rollback, rollsBack: rollsBack,
+        evidence: LedgerEvidence(mode: "shadow"),
+        notes: detail + "; back to enforce only by `heatgate mode enforce` and its preflight")
+    return try ledger.append(entry).id
 }

@@ -14,7 +14,7 @@ struct HeatGateCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, CheckConfig.self, Replay.self, Status.self, ModeCommand.self, Kill.self, Get.self, Send.self,
-            Tail.self, Analyze.self, LedgerCommand.self,
+            Tail.self, Analyze.self, Tune.self, LedgerCommand.self,
         ]
     )
 }

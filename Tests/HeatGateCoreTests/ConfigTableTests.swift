@@ -7,7 +7,7 @@ import Testing
 @Suite struct ConfigTableTests {
     @Test func everyNumericKeyRefusesWhatLiesOutsideItsRangeAndAcceptsItsBounds() throws {
         let numeric = GateConfig.table.filter { $0.range != nil }
-        #expect(numeric.count == 10, "\(numeric.map(\.key))")
+        #expect(numeric.count == 15, "\(numeric.map(\.key))")
         for info in numeric {
             let r = try #require(info.range)
             func accepts(_ text: String) -> Bool {
@@ -63,6 +63,9 @@ import Testing
             "P26_LOG_LEVEL": "debug", "P26_LOG_FORMAT": "json", "P26_MAP_SIZE_MB": "64", "P26_HEARTBEAT_SEC": "5",
             "P26_CURVE_SECRET_KEY": String(repeating: "a", count: 40),
             "P26_CURVE_ALLOWED_CLIENTS": String(repeating: "b", count: 40), "P26_ALLOW_INSECURE_BIND": "true",
+            "P26_GUARD_ENABLED": "true", "P26_GUARD_WINDOW_SEC": "60", "P26_GUARD_MAX_DOWNGRADE_SHARE": "0.5",
+            "P26_GUARD_MIN_FULL_CLOSES": "7", "P26_GUARD_MAX_INPUTS_BAD_SEC": "30",
+            "P26_GUARD_MAX_KEPT_LOSS_USD": "100",
         ]
         #expect(Set(other.keys) == Set(GateConfig.keys), "a value for every key")
         for (k, v) in other { try file.set(k, v) }

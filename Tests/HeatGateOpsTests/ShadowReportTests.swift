@@ -91,6 +91,9 @@ struct ShadowReportTests {
         #expect(btc.falsePositive)
         #expect(r.falsePositives == 1)
         #expect(close(r.pnlUSD, -20))
+        // BTC's -45 first, then ETH's +25: the cumulative P&L fell 45 from its start and never recovered it.
+        #expect(close(r.maxDrawdownUSD, 45))
+        #expect(r.json().contains(#""max_drawdown_usd":44.99"#))
         #expect(close(r.meanBps, -5))
         #expect(r.verdict == .hold)
         #expect(r.verdictReasons == ["1 false positive(s): the kept part lost more than 50 bps over 15m"])
@@ -98,6 +101,8 @@ struct ShadowReportTests {
         // The same loss under a looser threshold is no false positive.
         let loose = try analyze(dir) { $0.lossThresholdBps = 70 }
         #expect(loose.falsePositives == 0 && loose.verdict == .proceed)
+        // Both gaining (BTC +75, ETH +25): no drawdown.
+        #expect(try analyze(try Self.threeBuckets().journal()).maxDrawdownUSD == 0)
     }
 
     @Test("downgrades whose horizon has not passed are pending; none priced means REVIEW, not PROCEED")
