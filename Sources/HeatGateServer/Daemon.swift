@@ -126,6 +126,10 @@ public final class Daemon {
     /// Records a guard trip in the ops ledger (set by `heatgate run`); returns the entry's id. Called on
     /// the loop's housekeeping turn after the trip, never on the decision path.
     public var guardRecorder: ((GuardTrip, GateConfig) throws -> String)?
+    /// Records an applied reload in the ops ledger (set by `heatgate run`): the live keys it changed
+    /// (`KEY old -> new`) and the keys that wait for a restart; returns the entry's id. Reloads are rare and
+    /// already read a file on this thread, between two messages.
+    public var reloadRecorder: ((_ changed: [String], _ restartNeeded: [String], GateConfig) throws -> String)?
 
     public init(source: ConfigSource) throws {
         self.source = source
@@ -618,13 +622,24 @@ public final class Daemon {
                 // The window was sized at start for the TTL then; a longer one needs a bigger window.
                 restartOnly.append("P26_CALIBRATED_TTL_SEC (repeat window size)")
             }
+            let changed = GateConfig.table.filter { $0.applies == .reload && old.text($0.key) != config.text($0.key) }
+                .map { "\($0.key) \(old.text($0.key)) -> \(config.text($0.key))" }
+            var ledger = "not recorded"
+            if let recorder = reloadRecorder {
+                do {
+                    ledger = try recorder(changed, restartOnly, config)
+                } catch {
+                    ledger = "FAILED: \(error)"
+                }
+            }
             logger.notice(
                 "configuration reloaded",
                 [
                     "mode": config.mode.label, "heat_min": "\(config.heatMin)", "heat_max": "\(config.heatMax)",
                     "guard": config.guardSettings.enabled ? "on" : "off",
                     "guard_tripped": gate.engine.guardTrip?.reason.label ?? "",
-                    "restart_needed_for": restartOnly.joined(separator: ","),
+                    "changed": changed.joined(separator: "; "),
+                    "restart_needed_for": restartOnly.joined(separator: ","), "ledger": ledger,
                 ])
             metrics.observe(gate.engine, now: wallClock())
         } catch {

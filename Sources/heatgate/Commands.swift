@@ -23,6 +23,10 @@ struct Run: ParsableCommand {
             })
         let daemon = try Daemon(source: source)
         daemon.guardRecorder = recordGuardTrip
+        let file = options.path()
+        daemon.reloadRecorder = { changed, restart, config in
+            try recordReload(changed: changed, restartNeeded: restart, config: config, file: file)
+        }
         let code = daemon.run()
         if code != 0 { throw ExitCode(code) }
     }
@@ -325,6 +329,21 @@ struct GapReport {
 }
 
 /// The ops ledger entry of a guard trip: an automatic rollback of the last `mode enforce` entry.
+/// The ops-ledger entry of an applied reload, in the chain of `mode`, `kill` and the guard.
+func recordReload(changed: [String], restartNeeded: [String], config: GateConfig, file: String?) throws -> String {
+    let ledger = OpsLedger(stateDir: config.stateDir)
+    let entry = LedgerEntry(
+        ts: Date().timeIntervalSince1970, operatorName: "heatgate-daemon", operation: "reload",
+        objective: "configuration re-read (SIGHUP or heatgate reload)", riskClass: .lowRiskConfig,
+        blastRadius: changed.isEmpty ? "none: no live key changed" : "every exit proposal from the next one on",
+        allowedPaths: file.map { [$0] } ?? [], allowedServices: ["quantum-portfolio-heat-gate"],
+        changes: changed.isEmpty ? "none" : changed.joined(separator: "; "),
+        outcome: restartNeeded.isEmpty ? .success : .partial,
+        evidence: LedgerEvidence(mode: config.mode.label, proofFile: file.flatMap { try? ProofFile(path: $0) }),
+        notes: restartNeeded.isEmpty ? "" : "waiting for a restart: " + restartNeeded.joined(separator: ", "))
+    return try ledger.append(entry).id
+}
+
 func recordGuardTrip(_ trip: GuardTrip, _ config: GateConfig) throws -> String {
     let ledger = OpsLedger(stateDir: config.stateDir)
     let check = ledger.verify()

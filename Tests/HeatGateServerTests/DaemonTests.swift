@@ -29,6 +29,33 @@ let stableFields = [
 
 /// The daemon as operators run it: real process, real sockets, real store.
 @Suite(.serialized) struct DaemonTests {
+    @Test func anAppliedReloadIsRecordedInTheOpsLedgerAndARefusedOneIsNot() throws {
+        // Issue 15: mode, kill, a reload and the guard land in one chain.
+        let d = DaemonProcess(configFile: "HEAT_MIN=0.25\n")
+        try d.start()
+        defer { d.stop() }
+        try "HEAT_MIN=0.2\nP26_REPEAT_PEAK_RATE=50\n".write(toFile: d.configPath!, atomically: true, encoding: .utf8)
+        d.signal(SIGHUP)
+        try "HEAT_MIN=banana\n".write(toFile: d.configPath!, atomically: true, encoding: .utf8)
+        var text = ""
+        for _ in 0..<100 where !text.contains("\n") {
+            usleep(50_000)
+            text = (try? String(contentsOfFile: d.stateDir + "/ops-ledger.jsonl", encoding: .utf8)) ?? ""
+        }
+        d.signal(SIGHUP)
+        usleep(300_000)
+        text = try String(contentsOfFile: d.stateDir + "/ops-ledger.jsonl", encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 1, "one entry: the refused reload records nothing")
+        #expect(text.contains(#""operation":"reload""#) && text.contains(#""changes":"HEAT_MIN 0.25 -> 0.2""#))
+        #expect(text.contains(#""outcome":"PARTIAL""#) && text.contains("waiting for a restart: P26_REPEAT_PEAK_RATE"))
+        let verify = try runCommand(
+            HeatGateBinary.path, ["ledger", "verify", "--ledger", d.stateDir + "/ops-ledger.jsonl"],
+            environment: d.environment)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        d.stop()
+        #expect(d.log.contains("ledger=OPS-"), "the reload's log line names the entry")
+    }
+
     @Test func theDaemonsThreadsCarryTheirNames() throws {
         // What `top -H` and gdb show an operator chasing a hot thread (issue 18: the name was dropped).
         let d = DaemonProcess()
