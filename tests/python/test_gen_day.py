@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-from conftest import BIN, ROOT
+# Not from conftest: in one pytest session three directories' conftest modules share that name.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("HEATGATE_BIN", os.path.join(ROOT, ".build", "debug", "heatgate"))
 
 GEN = os.path.join(ROOT, "bench", "gen-day.py")
 GUARD = {"P26_MODE": "enforce", "P26_GUARD_ENABLED": "true", "P26_GUARD_WINDOW_SEC": "900",
