@@ -339,6 +339,12 @@ fi
 # The ops ledger: root and the service user append to one chain, and both verify it (issue 15).
 if has_subcommand ledger; then
     lg=(ledger append --ledger "$statedir/ops-ledger.jsonl" --risk-class LOW_RISK_CONFIG --objective deb-test)
+    # kill on/off above already wrote their own entries (kill is recorded in the ledger).
+    before=$(wc -l <"$R$statedir/ops-ledger.jsonl" 2>/dev/null || echo 0)
+    want_entries=$((before + 3))
+    if has_subcommand kill; then
+        check "  ... kill on and kill off, as $svcuser, are the ledger's first 2 entries (have $before)" test "$before" = 2
+    fi
     ok=1
     in_root env P26_STATE_DIR=$statedir heatgate "${lg[@]}" --operation "first, by root" >/dev/null 2>&1 || ok=0
     as_user $svcuser env P26_STATE_DIR=$statedir heatgate "${lg[@]}" --operation "second, by $svcuser" >/dev/null 2>&1 || ok=0
@@ -347,9 +353,9 @@ if has_subcommand ledger; then
     check "  ... the ledger and its head stay $svcuser:$group 640" \
         test "$(mode_of $statedir/ops-ledger.jsonl) $(mode_of $statedir/ops-ledger.jsonl.head)" = "$svcuser:$group 640 $svcuser:$group 640"
     out=$(as_user $svcuser env P26_STATE_DIR=$statedir heatgate ledger verify --ledger $statedir/ops-ledger.jsonl 2>&1) || true
-    check "  ... $svcuser verifies one chain of 3 entries ($out)" grep -q "^ok: .* 3 entries" <<<"$out"
+    check "  ... $svcuser verifies one chain of $want_entries entries, the kill entries and 3 appends ($out)" grep -q "^ok: .* $want_entries entries" <<<"$out"
     out=$(in_root env P26_STATE_DIR=$statedir heatgate ledger verify --ledger $statedir/ops-ledger.jsonl 2>&1) || true
-    check "  ... and so does root" grep -q "^ok: .* 3 entries" <<<"$out"
+    check "  ... and so does root" grep -q "^ok: .* $want_entries entries" <<<"$out"
 else
     skip "ops ledger by root and $svcuser: the binary has no ledger subcommand"
 fi
