@@ -56,14 +56,18 @@ public final class DecisionLookup: Sendable {
         case lazily
     }
 
-    /// The state directory the store is read from.
+    /// The gate's state directory: the durable store (SPEC §5), read for the kill switch when the hot
+    /// store is missing, and for gap fills older than the hot store's tail.
     public let stateDir: String
+    /// The hot store's directory (`P26_RUN_DIR`), where decisions and the kill switch are read.
+    public let runDir: String
     let mapSizeMB: Int
     let state = Mutex(ReaderState())
 
     struct ReaderState {
         var store: GateStore?
         var reader: ParkedReader?
+        var durable: GateStore?
         var mapResizes = 0
     }
 
@@ -90,11 +94,46 @@ public final class DecisionLookup: Sendable {
     ///     daemon's growth through `MDB_MAP_RESIZED` either way.
     ///   - opening: ``Opening/now`` (the default) or ``Opening/lazily``.
     /// - Throws: ``StoreError`` when opening now and there is no readable store there.
-    public init(stateDir: String, mapSizeMB: Int = 0, opening: Opening = .now) throws {
+    ///   - runDir: `P26_RUN_DIR` of the gate; `nil` derives it from `stateDir` as the gate does
+    ///     (``StorePaths/defaultRunDir(stateDir:shm:)``).
+    public init(stateDir: String, runDir: String? = nil, mapSizeMB: Int = 0, opening: Opening = .now) throws {
         self.stateDir = stateDir
+        self.runDir = runDir ?? StorePaths.defaultRunDir(stateDir: stateDir)
         self.mapSizeMB = mapSizeMB
         if opening == .now {
-            try read("open") { _, _ in () }
+            do {
+                try read("open") { _, _ in () }
+            } catch {
+                // No hot store (the gate is down after a reboot, say): the durable one still answers for
+                // the kill switch.
+                guard (try? durableKillSwitch()) != nil else { throw error }
+            }
+        }
+    }
+
+    /// The durable store's kill switch: what readers honour while the hot store is missing.
+    /// - Throws: ``StoreError`` when the durable store cannot be read either.
+    public func durableKillSwitch() throws -> KillSwitchState {
+        try withDurable("read the durable kill switch") { try $0.killSwitch() }
+    }
+
+    func withDurable<R: Sendable>(_ operation: String, _ body: (GateStore) throws -> R) throws -> R {
+        try state.withLock { s in
+            for attempt in 1...4 {
+                let store: GateStore
+                if let open = s.durable {
+                    store = open
+                } else {
+                    store = try GateStore(directory: stateDir, mapSizeMB: mapSizeMB, readOnly: true)
+                    s.durable = store
+                }
+                do {
+                    return try body(store)
+                } catch let e as StoreError where e.underlying == .mapResized && attempt < 4 {
+                    try? store.environment.setMapSize(0)
+                }
+            }
+            throw StoreError(operation: operation, underlying: .mapResized)
         }
     }
 
@@ -112,6 +151,25 @@ public final class DecisionLookup: Sendable {
     /// - Returns: ``Resolution``.
     /// - Throws: ``StoreError`` when the store cannot be read; the caller then executes the original.
     public func lookup(symbol: String, planId: String, action: String, now: Double) throws -> Resolution {
+        try withKillFallback {
+            try hotLookup(symbol: symbol, planId: planId, action: action, now: now)
+        }
+    }
+
+    /// When the hot store cannot be read, the durable kill switch still stops exits; otherwise the error
+    /// stands and the caller executes the original.
+    func withKillFallback(_ body: () throws -> Resolution) throws -> Resolution {
+        do {
+            return try body()
+        } catch {
+            if let kill = try? durableKillSwitch(), kill.on {
+                return .killSwitch(reason: kill.unreadable ? "unreadable kill-switch record" : kill.reason)
+            }
+            throw error
+        }
+    }
+
+    func hotLookup(symbol: String, planId: String, action: String, now: Double) throws -> Resolution {
         try read("lookup") { store, txn in
             let kill = try store.killSwitchState(txn)
             if kill.on { return .killSwitch(reason: kill.unreadable ? "unreadable kill-switch record" : kill.reason) }
@@ -164,7 +222,12 @@ public final class DecisionLookup: Sendable {
     /// The stored kill switch.
     /// - Throws: ``StoreError``.
     public func killSwitch() throws -> KillSwitchState {
-        try read("read kill switch") { store, txn in try store.killSwitchState(txn) }
+        do {
+            return try read("read kill switch") { store, txn in try store.killSwitchState(txn) }
+        } catch {
+            guard let kill = try? durableKillSwitch() else { throw error }
+            return kill
+        }
     }
 
     /// The latest decision of a symbol, as stored (the SPEC §4 JSON).
@@ -175,14 +238,24 @@ public final class DecisionLookup: Sendable {
 
     /// Journaled decisions with `seq` in `from...`, at most `limit`, in order.
     /// - Throws: ``StoreError``.
+    ///
+    /// The hot store keeps the newest rows; older ones come from the durable store.
     public func decisions(from: UInt64, limit: Int) throws -> [(seq: UInt64, json: [UInt8])] {
-        try read("read journal") { store, txn in try store.decisions(txn, from: from, limit: limit) }
+        let hot = try? read("read journal") { store, txn in
+            (first: try store.firstSeq(txn), rows: try store.decisions(txn, from: from, limit: limit))
+        }
+        if let hot, let first = hot.first, first <= from { return hot.rows }
+        var out = try withDurable("read the durable journal") { try $0.decisions(from: from, limit: limit) }
+        if let first = hot?.first { out.removeAll { $0.seq >= first } }
+        if let hot, out.count < limit { out.append(contentsOf: hot.rows.prefix(limit - out.count)) }
+        return out
     }
 
     /// The highest journaled `seq`, `nil` when the journal is empty.
     /// - Throws: ``StoreError``.
     public func lastSeq() throws -> UInt64? {
-        try read("read journal") { store, txn in try store.lastSeq(txn) }
+        if let hot = try? read("read journal", { store, txn in try store.lastSeq(txn) }) { return hot }
+        return try withDurable("read the durable journal") { try $0.lastSeq() }
     }
 
     /// Runs `body` on a fresh snapshot through the parked reader, opening the store first if needed.
@@ -201,7 +274,7 @@ public final class DecisionLookup: Sendable {
                 if let open = s.store {
                     store = open
                 } else {
-                    store = try GateStore(directory: stateDir, mapSizeMB: mapSizeMB, readOnly: true)
+                    store = try GateStore(directory: runDir, mapSizeMB: mapSizeMB, readOnly: true)
                     s.store = store
                 }
                 do {

@@ -185,12 +185,15 @@ public final class DecisionSubscriber {
         try connect()
     }
 
-    /// Opens the store lazily in `stateDir`; see ``init(publishEndpoint:store:start:options:)``.
+    /// Opens the stores lazily: the hot one in `runDir` (`nil`: derived from `stateDir` as the gate does),
+    /// the durable one in `stateDir`; see ``init(publishEndpoint:store:start:options:)``.
     public convenience init(
-        publishEndpoint: String, stateDir: String, start: Start = .latest, options: SubscriberOptions = .init()
+        publishEndpoint: String, stateDir: String, runDir: String? = nil, start: Start = .latest,
+        options: SubscriberOptions = .init()
     ) throws {
         try self.init(
-            publishEndpoint: publishEndpoint, store: DecisionLookup(stateDir: stateDir, opening: .lazily),
+            publishEndpoint: publishEndpoint,
+            store: DecisionLookup(stateDir: stateDir, runDir: runDir, opening: .lazily),
             start: start, options: options)
     }
 

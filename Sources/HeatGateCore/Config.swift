@@ -119,6 +119,10 @@ public struct GateConfig: Equatable, Sendable {
     public var repeatPeakRate = 500.0
     public var journalRetentionSec = 604_800.0
     public var stateDir = "./data"
+    /// `P26_RUN_DIR` as set; `nil` (unset or empty) derives the hot store's directory from the state dir.
+    public var runDirSetting: String?
+    /// The hot store's directory (SPEC §5): `P26_RUN_DIR`, else ``StorePaths/defaultRunDir(stateDir:)``.
+    public var runDir: String { runDirSetting ?? StorePaths.defaultRunDir(stateDir: stateDir) }
     public var ingestEndpoint = "tcp://127.0.0.1:5556"
     public var publishEndpoint = "tcp://127.0.0.1:5557"
     /// `nil` means `ipc://<state dir>/control.sock`.
@@ -164,6 +168,7 @@ public struct GateConfig: Equatable, Sendable {
         .init("P26_REPEAT_PEAK_RATE", .number(0, 100_000, lowerOpen: true), .restart),
         .init("P26_JOURNAL_RETENTION_SEC", .number(0, 315_360_000, lowerOpen: true), .reload),
         .init("P26_STATE_DIR", "a directory path", .restart),
+        .init("P26_RUN_DIR", "a directory path on a memory-backed file system (tmpfs)", .restart),
         .init("P26_INGEST_ENDPOINT", "a ZeroMQ endpoint: `tcp://HOST:PORT` or `ipc://PATH`", .restart),
         .init("P26_PUBLISH_ENDPOINT", "a ZeroMQ endpoint, as P26_INGEST_ENDPOINT", .restart),
         .init("P26_CONTROL_ENDPOINT", "a ZeroMQ endpoint, as P26_INGEST_ENDPOINT", .restart),
@@ -203,6 +208,7 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_REPEAT_PEAK_RATE": fmt(repeatPeakRate)
         case "P26_JOURNAL_RETENTION_SEC": fmt(journalRetentionSec)
         case "P26_STATE_DIR": stateDir
+        case "P26_RUN_DIR": runDirSetting ?? "<derived from P26_STATE_DIR>"
         case "P26_INGEST_ENDPOINT": ingestEndpoint
         case "P26_PUBLISH_ENDPOINT": publishEndpoint
         case "P26_CONTROL_ENDPOINT": controlEndpointSetting ?? "ipc://<P26_STATE_DIR>/control.sock"
@@ -249,6 +255,7 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_REPEAT_PEAK_RATE": repeatPeakRate = o.repeatPeakRate
         case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = o.journalRetentionSec
         case "P26_STATE_DIR": stateDir = o.stateDir
+        case "P26_RUN_DIR": runDirSetting = o.runDirSetting
         case "P26_INGEST_ENDPOINT": ingestEndpoint = o.ingestEndpoint
         case "P26_PUBLISH_ENDPOINT": publishEndpoint = o.publishEndpoint
         case "P26_CONTROL_ENDPOINT": controlEndpointSetting = o.controlEndpointSetting
@@ -331,6 +338,7 @@ public struct GateConfig: Equatable, Sendable {
         case "P26_REPEAT_PEAK_RATE": repeatPeakRate = try number()
         case "P26_JOURNAL_RETENTION_SEC": journalRetentionSec = try number()
         case "P26_STATE_DIR": stateDir = try text()
+        case "P26_RUN_DIR": runDirSetting = value.isEmpty ? nil : value
         case "P26_INGEST_ENDPOINT": ingestEndpoint = try endpoint(value, fail)
         case "P26_PUBLISH_ENDPOINT": publishEndpoint = try endpoint(value, fail)
         case "P26_CONTROL_ENDPOINT": controlEndpointSetting = try endpoint(value, fail)

@@ -49,6 +49,8 @@ func readFile(_ path: String) -> String? {
 /// Flags the signal thread and the control path raise for the loop.
 final class LoopSignals: Sendable {
     let stop = Atomic<Bool>(false)
+    /// Set once the decision loop has committed its last batch: the replicator then copies the rest and ends.
+    let loopDone = Atomic<Bool>(false)
     let reload = Atomic<Bool>(false)
     let ready = Atomic<Bool>(false)
     /// The parts of readiness, each named by `/readyz?verbose`.
@@ -116,6 +118,8 @@ public final class Daemon {
     let startedMono: UInt64
     var rejectLog = RateLimiter(perSecond: 20)
     var loggedUnreadableSwitch = false
+    /// The run directory's lock (one hot store per daemon), held for the life of the process.
+    var runOwnership: DirectoryLock?
     var loggedEvictions: UInt64 = 0
     var lastEvictionLog: UInt64 = 0
     /// systemd's `$NOTIFY_SOCKET` (Type=notify): readiness, reload, stop, status and the watchdog.
@@ -171,12 +175,7 @@ public final class Daemon {
             throw ServerError("\(error)")
         }
         defer { withExtendedLifetime(ownership) {} }
-        let gate: Gate
-        do {
-            gate = try Gate(config: config, durable: false, metrics: metrics, now: wallClock())
-        } catch {
-            throw ServerError("cannot open the store in \(config.stateDir): \(error)")
-        }
+        let gate = try openStores()
         signals.storeOpen.store(true, ordering: .relaxed)
         let ctx = try Context(ioThreads: 1)
         let pull = try Socket(ctx, type: .pull)
@@ -228,11 +227,28 @@ public final class Daemon {
         }
         http.start()
         let signalThread = startSignalThread(ctx)
-        let store = gate.store
-        let flusher = startThread(name: "hg-flush") {
-            Flusher.run(
-                committed: { metrics.storeWrites.load }, stop: { signals.stop.load(ordering: .relaxed) },
-                sync: { try store.sync() })
+        let replicator = gate.replicator!
+        metrics.replicator.withLock { $0 = replicator }
+        let logger = self.logger
+        let flusher = startThread(name: "hg-durable") {
+            var failing = false
+            replicator.run(
+                stop: { signals.loopDone.load(ordering: .acquiring) }, now: wallClock,
+                failed: { error in
+                    // Once per outage, and once when it ends: decisions keep flowing meanwhile.
+                    if !failing {
+                        logger.error(
+                            "durable store write failed; decisions go on from the hot store, which keeps what the disk lacks",
+                            ["error": error, "state_dir": replicator.durable.directory])
+                    }
+                    failing = true
+                },
+                recovered: {
+                    if failing {
+                        logger.notice("durable store written again", ["lag_sec": "\(replicator.lagSeconds)"])
+                    }
+                    failing = false
+                })
         }
         metrics.observe(gate.engine, now: wallClock())
         logger.notice(
@@ -252,7 +268,18 @@ public final class Daemon {
         notifier.ready(status: lastStatusLine)
         let watchdog = startWatchdog()
 
-        try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
+        // The replicator copies what the loop committed last, then ends, before anything else stops.
+        func finishDurable() {
+            signals.loopDone.store(true, ordering: .releasing)
+            pthread_join(flusher, nil)
+        }
+        do {
+            try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)
+        } catch {
+            finishDurable()
+            throw error
+        }
+        finishDurable()
 
         signals.ready.store(false, ordering: .relaxed)
         signals.socketsBound.store(false, ordering: .relaxed)
@@ -264,11 +291,78 @@ public final class Daemon {
         zap?.stop()
         pthread_kill(signalThread, SIGUSR1)
         pthread_join(signalThread, nil)
-        pthread_join(flusher, nil)
         if let watchdog { pthread_join(watchdog, nil) }
-        try? gate.store.sync()
         logger.notice("heatgate stopped", ["last_seq": "\(gate.engine.nextSeq - 1)"])
     }
+
+    /// Opens the durable store (`P26_STATE_DIR`) and the hot one (`P26_RUN_DIR`), rebuilding the hot store
+    /// from the durable one when it is missing, from another boot, or made for another state directory
+    /// (SPEC §5); after a crash of the daemon alone the hot store is used as it is, and the replicator's
+    /// first round copies to the durable store what it lacks.
+    func openStores() throws -> Gate {
+        let durable: GateStore
+        do {
+            durable = try GateStore(directory: config.stateDir, mapSizeMB: config.mapSizeMB, durable: true)
+        } catch {
+            throw ServerError("cannot open the durable store in \(config.stateDir): \(error)")
+        }
+        // After the state directory exists: the default run dir is named after its real path.
+        let runDir = config.runDir
+        let stateDir = StorePaths.absolutePath(config.stateDir)
+        // Two daemons with different state directories but one run dir would overwrite one hot store.
+        do {
+            runOwnership = try DirectoryLock(directory: runDir)
+        } catch {
+            throw ServerError("\(error) (P26_RUN_DIR)")
+        }
+        let boot = StorePaths.bootId()
+        var why: String?
+        if access(runDir + "/data.mdb", F_OK) != 0 {
+            why = "no hot store in \(runDir)"
+        } else {
+            do {
+                let probe = try GateStore(directory: runDir, readOnly: true)
+                let id = try probe.identity()
+                if id.stateDir != stateDir {
+                    why = "the hot store in \(runDir) was made for \(id.stateDir ?? "another state directory")"
+                } else if id.bootId != boot {
+                    why = "the hot store in \(runDir) is from another boot"
+                }
+            } catch {
+                why = "the hot store in \(runDir) does not open (\(error))"
+            }
+            if why != nil {
+                for f in ["data.mdb", "lock.mdb"] { unlink(runDir + "/" + f) }
+            }
+        }
+        let hot: GateStore
+        do {
+            hot = try GateStore(
+                directory: runDir, mapSizeMB: min(config.mapSizeMB, Self.hotMapMB), durable: false, hot: true)
+            if let why {
+                let started = monotonicNanos()
+                let r = try hot.rebuild(
+                    from: durable, bootId: boot, stateDir: stateDir, now: wallClock(), tailRows: Gate.hotJournalRows)
+                logger.notice(
+                    "hot store rebuilt from the durable store",
+                    [
+                        "why": why, "run_dir": runDir, "journal_read": "\(r.journal)", "latest": "\(r.latest)",
+                        "ms": "\(Double(monotonicNanos() - started) / 1e6)",
+                    ])
+            }
+        } catch {
+            throw ServerError("cannot open the hot store in \(runDir) (P26_RUN_DIR): \(error)")
+        }
+        do {
+            return try Gate(config: config, store: hot, durableStore: durable, metrics: metrics, now: wallClock())
+        } catch {
+            throw ServerError("cannot restore from the stores in \(runDir) and \(config.stateDir): \(error)")
+        }
+    }
+
+    /// The hot store's first map (MiB), allocated on the tmpfs at start; it doubles when full, up to
+    /// `P26_MAP_SIZE_MB`.
+    static let hotMapMB = 64
 
     /// With `$WATCHDOG_USEC` set, a thread that sends `WATCHDOG=1` four times per interval while the loop
     /// is healthy (the `/healthz` check), so a stalled or stopped loop lets systemd's watchdog fire.

@@ -65,19 +65,41 @@ public final class Gate {
     /// Why the last sweep chunk failed, until the daemon takes it to log.
     var sweepError: String?
 
-    /// Opens the store in `directory` and restores the engine from it.
+    /// The durable store beside the hot one (SPEC §5), and what copies into it; `nil` for replay's single
+    /// store.
+    public let durable: GateStore?
+    public let replicator: Replicator?
+    /// Journal rows the hot store keeps beyond what the durable store holds (gap fills of the last
+    /// seconds; older ones read the durable store).
+    public static let hotJournalRows = 16_384
+
+    /// Opens the store in `directory` and restores the engine from it: one store, no durable copy
+    /// (`heatgate replay` and tests).
     /// - Throws: ``StoreError`` or a restore failure.
-    public init(
+    public convenience init(
         config: GateConfig, directory: String? = nil, durable: Bool = false, metrics: Metrics = Metrics(), now: Double
     )
         throws
     {
-        store = try GateStore(directory: directory ?? config.stateDir, mapSizeMB: config.mapSizeMB, durable: durable)
-        mapBytes = config.mapSizeMB << 20
+        let store = try GateStore(
+            directory: directory ?? config.stateDir, mapSizeMB: config.mapSizeMB, durable: durable)
+        try self.init(config: config, store: store, durableStore: nil, metrics: metrics, now: now)
+    }
+
+    /// A gate on a hot store and, when given, the durable store it is copied to.
+    /// - Throws: ``StoreError`` or a restore failure.
+    public init(config: GateConfig, store: GateStore, durableStore: GateStore?, metrics: Metrics, now: Double) throws {
+        self.store = store
+        durable = durableStore
+        replicator = try durableStore.map {
+            try Replicator(hot: store, durable: $0, retention: config.journalRetentionSec)
+        }
+        mapBytes = (try? store.environment.info().mapSize) ?? config.mapSizeMB << 20
         self.metrics = metrics
         repeatCapacity = RepeatWindow.capacity(ttl: config.calibratedTTLSec, peakRate: config.repeatPeakRate)
         engine = Engine(policy: Policy(config), repeatCapacity: repeatCapacity)
         sweeper = Sweeper(retention: config.journalRetentionSec)
+        if durableStore != nil { sweeper.tail = (Self.hotJournalRows, 0, 0) }
         nextEvent = 1
         try rebuild(now: now)
         published.reserveCapacity(1024)
@@ -87,7 +109,7 @@ public final class Gate {
 
     /// Reloads the engine from the store: at start, and after a batch that could not be persisted.
     func rebuild(now: Double) throws {
-        let restored = try store.restore(now: now, repeatLimit: repeatCapacity)
+        let restored = try store.restore(now: now, repeatLimit: repeatCapacity, journal: durable)
         let fresh = Engine(policy: engine.policy, repeatCapacity: repeatCapacity)
         fresh.restoreGuardTrip(engine.guardTrip)
         fresh.nextSeq = restored.nextSeq
@@ -196,6 +218,9 @@ public final class Gate {
         for _ in 0..<8 {
             do {
                 let chunk = try writeBatch(now: now, sweeping: sweeping)
+                if let replicator {
+                    replicator.committed(symbols: changedSymbols())
+                }
                 reclaimed.removeAll(keepingCapacity: true)
                 metrics.storeWrites.add()
                 if let chunk { finishSweep(chunk) }
@@ -220,6 +245,15 @@ public final class Gate {
         reclaimed.removeAll(keepingCapacity: true)
         try rebuild(now: now)
         return false
+    }
+
+    /// The symbols whose book rows the batch wrote or removed, for the replicator.
+    func changedSymbols() -> [SymbolKey] {
+        var out = reclaimed
+        for w in stateWrites {
+            for i in w.symbols { out.append(engine.symbol(stateSymbols[i])) }
+        }
+        return out
     }
 
     /// LMDB reports a short write as EIO; saying how much space is left names the usual cause.
@@ -274,10 +308,16 @@ public final class Gate {
                 let start = out.count
                 out.raw(stored, 0..<stored.count)
                 published[i].payload = start..<out.count
+            } else if let durable, let stored = try? durable.lockedDecision(seq: published[i].seq) {
+                // Older than the hot store's tail: the durable store has it.
+                let start = out.count
+                stored.withUnsafeBytes { out.raw($0, 0..<$0.count) }
+                published[i].payload = start..<out.count
             }
         }
         var chunk: Sweeper.Chunk?
         if sweeping {
+            updateTail()
             do {
                 chunk = try sweeper.run(store, txn, now: now, added: pendingDecisions.count + stateWrites.count)
             } catch {
@@ -294,6 +334,7 @@ public final class Gate {
     /// Runs one sweep chunk in a transaction of its own, for when the sweep is due and no batch came.
     public func sweepAlone(now: Double) {
         guard sweeper.due, sweeper.backlogAllowed(at: monotonicNanos()) else { return }
+        updateTail()
         do {
             let chunk = try store.environment.write { txn in
                 try sweeper.run(store, txn, now: now, added: 0)
@@ -303,6 +344,14 @@ public final class Gate {
         } catch {
             failSweep(error)
         }
+    }
+
+    /// What the hot store may trim: only rows the durable store already holds.
+    func updateTail() {
+        guard let replicator, sweeper.tail != nil else { return }
+        sweeper.tail = (
+            Self.hotJournalRows, replicator.durableLastSeq, replicator.durableLastEvent
+        )
     }
 
     func finishSweep(_ chunk: Sweeper.Chunk) {

@@ -1,4 +1,5 @@
 import HeatGateCore
+import HeatGateStore
 import Synchronization
 
 #if canImport(Glibc)
@@ -82,6 +83,8 @@ public final class Metrics: Sendable {
     public let repeatCapacity = Gauge()
     public let latency = LatencyHistogram()
     public let storeWrites = Counter()
+    /// The replicator whose lag and rounds `p26_durable_*` report (set once the stores are open).
+    public let replicator = Mutex<Replicator?>(nil)
     public let storeWriteFailures = Counter()
     public let sweptLatest = Counter()
     public let sweptJournal = Counter()
@@ -255,6 +258,21 @@ public final class Metrics: Sendable {
             "p26_store_write_failures_total", "counter",
             "Store transactions that failed (their decisions were not published).")
         o += "p26_store_write_failures_total \(storeWriteFailures.load)\n"
+        if let r = replicator.withLock({ $0 }) {
+            let c = r.counts
+            header(
+                "p26_durable_lag_seconds", "gauge",
+                "How long the oldest hot-store commit the durable store lacks has waited (0: caught up).")
+            o += "p26_durable_lag_seconds \(num(r.lagSeconds))\n"
+            header("p26_durable_writes_total", "counter", "Durable-store transactions committed by the replicator.")
+            o += "p26_durable_writes_total \(c.rounds)\n"
+            header(
+                "p26_durable_write_failures_total", "counter",
+                "Replicator rounds that failed (disk full, I/O error); the hot store keeps what they lacked.")
+            o += "p26_durable_write_failures_total \(c.failures)\n"
+            header("p26_durable_seq", "gauge", "The highest decision seq in the durable store.")
+            o += "p26_durable_seq \(r.durableLastSeq)\n"
+        }
         header("p26_swept_total", "counter", "Records removed by the TTL and retention sweeps, by kind.")
         o += "p26_swept_total{kind=\"latest\"} \(sweptLatest.load)\n"
         o += "p26_swept_total{kind=\"journal\"} \(sweptJournal.load)\n"

@@ -43,6 +43,11 @@ public struct Sweeper {
     /// When the next backlog chunk may run (monotonic ns).
     var backlogAfter: UInt64 = 0
 
+    /// With a durable store beside it (SPEC §5), the hot store keeps only a tail of its journal and events:
+    /// the newest `keep` rows, and any the durable store does not hold yet. Retention is then the
+    /// replicator's, in the durable store. `nil` (replay's single store): retention applies here.
+    public var tail: (keep: Int, durableSeq: UInt64, durableEvent: UInt64)?
+
     public init(retention: Double) { self.retention = retention }
 
     /// Removes one chunk within `txn`: `2 × added` records, plus ``chunk`` from the backlog when its share
@@ -64,7 +69,11 @@ public struct Sweeper {
         if !c.more {
             c.ttlFinished = true
             if budget > 0 {
-                let r = try store.sweepJournal(txn, now: now, retention: retention, limit: budget)
+                let r =
+                    try tail.map {
+                        try store.trimTail(
+                            txn, keep: $0.keep, durableSeq: $0.durableSeq, durableEvent: $0.durableEvent, limit: budget)
+                    } ?? store.sweepJournal(txn, now: now, retention: retention, limit: budget)
                 (c.journal, c.events, c.more) = (r.decisions, r.events, r.more)
             } else {
                 c.more = true

@@ -72,6 +72,8 @@ public final class GateStore: @unchecked Sendable {
     let journal: Database
     let events: Database
     public let readOnly: Bool
+    /// The hot store (`MDB_WRITEMAP|MDB_NOSYNC`, on a memory-backed directory).
+    public let hot: Bool
     /// Serialises `sync()` (the flusher thread) with `setMapSize` (the writer growing the map): LMDB
     /// remaps on resize, and a flush must not run on the old mapping meanwhile.
     let mapLock = Mutex<Int>(0)
@@ -79,41 +81,47 @@ public final class GateStore: @unchecked Sendable {
     /// Opens (creating when needed) the store in `directory`.
     ///
     /// - Parameters:
-    ///   - directory: the state directory; created with mode 0750 when missing.
+    ///   - directory: the store's directory; created with mode 0750 when missing.
     ///   - mapSizeMB: the map size (the most the store may grow to before the daemon grows it).
     ///   - readOnly: open for reading only, as `heatgate get` and the Apply Layer do.
-    ///   - durable: `false` (the daemon) commits to the memory map without flushing; a background
-    ///     `sync()` makes commits durable within milliseconds. `true` flushes every commit (the CLI's
-    ///     rare writes, like the kill switch).
+    ///   - durable: `true` (the durable store of SPEC §5, and the CLI's rare writes such as the kill
+    ///     switch) commits in LMDB's default, crash-safe mode: data pages flushed, then the meta page.
+    ///     `false` (the hot store, on a memory-backed directory) writes through the memory map
+    ///     (`MDB_WRITEMAP|MDB_NOSYNC`) and flushes nothing: a commit is a few memory writes, safe against a
+    ///     crash of the process, and lost with the host — the durable store, written off the decision
+    ///     path by ``Replicator``, is what survives that.
     /// - Throws: ``StoreError`` naming the path.
-    public init(directory: String, mapSizeMB: Int = 1024, readOnly: Bool = false, durable: Bool = true) throws {
+    ///   - hot: with `durable` false, the daemon's hot store: written through the map, its file allocated
+    ///     in full (on tmpfs). Without it a non-durable store `pwrite()`s its pages unflushed (`heatgate
+    ///     replay`'s scratch store).
+    public init(
+        directory: String, mapSizeMB: Int = 1024, readOnly: Bool = false, durable: Bool = true, hot: Bool = false
+    ) throws {
         self.directory = directory
         self.readOnly = readOnly
+        self.hot = hot && !durable && !readOnly
         if !readOnly {
-            mkdir(directory, 0o750)
+            Self.makeDirectories(directory)
             // LMDB maps lock.mdb (the reader table) and writes it at once; on a full disk a sparse page
             // there is a SIGBUS inside mdb_env_open. Allocating it first makes that an error here.
-            if !durable {
-                let lock = Glibc.open(directory + "/lock.mdb", O_RDWR | O_CREAT | O_CLOEXEC, 0o660)
-                if lock >= 0 {
-                    let err = posix_fallocate(lock, 0, 16 << 10)
-                    close(lock)
-                    if err == ENOSPC {
-                        throw StoreError(
-                            operation: "open \(directory): reserve the lock file (disk full)",
-                            underlying: LMDBError(rawValue: err))
-                    }
+            let lock = Glibc.open(directory + "/lock.mdb", O_RDWR | O_CREAT | O_CLOEXEC, 0o660)
+            if lock >= 0 {
+                let err = posix_fallocate(lock, 0, 16 << 10)
+                close(lock)
+                if err == ENOSPC {
+                    throw StoreError(
+                        operation: "open \(directory): reserve the lock file (disk full)",
+                        underlying: LMDBError(rawValue: err))
                 }
             }
         }
         var flags: Environment.Flags = [.noTLS]
         if readOnly { flags.insert(.readOnly) }
-        // The daemon commits without flushing (MDB_NOSYNC: LMDB pwrite()s the dirty pages, a crash of the
-        // process loses nothing); its flusher thread makes commits durable. Not MDB_WRITEMAP: with the
-        // map written in place, every flush write-protects the pages being written back, and the next
-        // writes fault and wait on them (measured: 43 000 faults/s and a p99 of 8 ms at 10 000/s,
-        // against 580 µs with pwrite). A full disk is then an ENOSPC from the commit, not a SIGBUS.
+        // The hot store lives on tmpfs: there is no writeback to wait on, so writing through the map costs
+        // a memory store per byte (on a disk-backed map each flush write-protected the pages under
+        // writeback and the next writes faulted: 43 000 faults/s and a p99 of 8 ms at 10 000/s).
         if !durable && !readOnly { flags.insert(.noSync) }
+        if self.hot { flags.insert(.writeMap) }
         do {
             environment = try Environment(
                 path: directory, mapSize: mapSizeMB << 20, maxDatabases: 8, maxReaders: 126, flags: flags,
@@ -154,6 +162,7 @@ public final class GateStore: @unchecked Sendable {
                 operation: e == .notFound ? "open \(directory) (no HeatGate store there yet)" : "open \(directory)",
                 underlying: e)
         }
+        if self.hot { try reserveMap(mapSizeMB << 20) }
     }
 
     // MARK: - Restore
@@ -161,8 +170,14 @@ public final class GateStore: @unchecked Sendable {
     /// Reads back the book, equity, switches, sequence and repeat window.
     /// - Parameter repeatLimit: the most repeat-window entries to read back (the window's capacity).
     /// - Throws: ``StoreError``.
-    public func restore(now: Double, repeatLimit: Int = Int.max) throws -> RestoredState {
+    /// - Parameter journal: the durable store, whose journal continues this (hot) store's tail: the
+    ///   repeat window reads on into it.
+    public func restore(now: Double, repeatLimit: Int = Int.max, journal older: GateStore? = nil) throws
+        -> RestoredState
+    {
         var s = RestoredState()
+        var below: UInt64?
+        var done = false
         try run("restore") {
             try environment.read { txn in
                 if let v = try txn.get(meta, "seq"), let n = try? JSON.parse(v)["next_seq"]?.number {
@@ -187,25 +202,55 @@ public final class GateStore: @unchecked Sendable {
                 // The repeat window (SPEC §2): every decision still within its TTL, newest first from the
                 // journal's tail, so a proposal decided before a restart is not decided twice. Holds for the
                 // kill switch or staleness are never remembered, here as live. Bounded by the window itself.
-                try txn.withCursor(journal) { c in
-                    var entry = try c.last()
-                    while let (key, value) = entry, s.recentPlans.count < repeatLimit {
-                        guard let record = Self.repeatRecord(value) else {
-                            entry = try c.prev()
-                            continue
-                        }
-                        guard record.expiresAt > now else { break }
-                        if record.remembered, let seq = decodeBigEndianUInt64(key) {
-                            s.recentPlans.append((record.key, seq, record.expiresAt))
-                        }
-                        entry = try c.prev()
-                    }
+                (below, done) = try Self.scanRepeats(txn, journal, below: nil, now: now, limit: repeatLimit, into: &s)
+            }
+            // The hot store keeps a tail of the journal; the durable one has what came before it.
+            if let older, !done {
+                try older.environment.read { txn in
+                    _ = try Self.scanRepeats(
+                        txn, older.journal, below: below ?? UInt64.max, now: now, limit: repeatLimit, into: &s)
                 }
             }
         }
         // The journal is the truth for seq: a decision committed there is never reused.
         if let last = try lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
+        if let older, let last = try older.lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
         return s
+    }
+
+    /// Reads repeat-window entries from the journal `db`, newest first, from just below `below` (`nil`: from
+    /// the end) until a decision past its TTL or `limit` entries.
+    /// - Returns: the lowest `seq` read, and whether the scan is complete (no older store need be read).
+    static func scanRepeats(
+        _ txn: borrowing Transaction, _ db: Database, below: UInt64?, now: Double, limit: Int,
+        into s: inout RestoredState
+    ) throws -> (lowest: UInt64?, done: Bool) {
+        try txn.withCursor(db) { c in
+            var entry: Cursor.Entry?
+            if let below {
+                entry = try withBigEndianKey(below) { try c.setRange($0) }
+                entry = entry == nil ? try c.last() : try c.prev()
+                if let (k, _) = entry, let seq = decodeBigEndianUInt64(k), seq >= below { entry = nil }
+            } else {
+                entry = try c.last()
+            }
+            var lowest: UInt64?
+            while let (key, value) = entry {
+                guard s.recentPlans.count < limit else { return (lowest, true) }
+                let seq = decodeBigEndianUInt64(key)
+                lowest = seq ?? lowest
+                guard let record = Self.repeatRecord(value) else {
+                    entry = try c.prev()
+                    continue
+                }
+                guard record.expiresAt > now else { return (lowest, true) }
+                if record.remembered, let seq {
+                    s.recentPlans.append((record.key, seq, record.expiresAt))
+                }
+                entry = try c.prev()
+            }
+            return (lowest, false)
+        }
     }
 
     /// What the repeat window needs of a journaled decision: its key (symbol, normalised original action,
@@ -397,6 +442,12 @@ public final class GateStore: @unchecked Sendable {
         try run("read journal") {
             try environment.read { txn in try withBigEndianKey(seq) { try txn.getBytes(journal, $0) } }
         }
+    }
+
+    /// A journaled decision by `seq`, read under the lock the map's growth takes (for the daemon, which
+    /// reads the durable store while its replicator may grow it).
+    public func lockedDecision(seq: UInt64) throws -> [UInt8]? {
+        try mapLock.withLock { _ in try decision(seq: seq) }
     }
 
     /// Journaled decisions with `seq` in `from...`, at most `limit`, in order.
@@ -701,10 +752,41 @@ public final class GateStore: @unchecked Sendable {
 
     /// Grows the map (after `MDB_MAP_FULL`); no transaction of this process may be open.
     public func setMapSize(_ bytes: Int) throws {
+        if hot { try reserveMap(bytes) }
         try mapLock.withLock { size in
             try run("grow map") { try environment.setMapSize(bytes) }
             size = bytes
         }
+    }
+
+    /// Allocates the hot store's file up to `bytes`: with `MDB_WRITEMAP` LMDB writes the map in place, and a
+    /// page of a sparse file that tmpfs cannot back is a `SIGBUS` at the write. Allocated here, a full
+    /// tmpfs (or the unit's memory limit) is an error at open or when the map grows, never a signal, and
+    /// the decision path takes no allocation faults.
+    func reserveMap(_ bytes: Int) throws {
+        let fd = Glibc.open(directory + "/data.mdb", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw StoreError(operation: "open \(directory)/data.mdb", underlying: LMDBError(rawValue: errno))
+        }
+        defer { close(fd) }
+        let err = posix_fallocate(fd, 0, off_t(bytes))
+        if err != 0 {
+            throw StoreError(
+                operation: "reserve \(bytes >> 20) MiB for the hot store in \(directory)"
+                    + (err == ENOSPC ? " (no space: the tmpfs or the memory limit is full)" : ""),
+                underlying: LMDBError(rawValue: err))
+        }
+    }
+
+    /// `mkdir -p`, the last component 0750.
+    static func makeDirectories(_ path: String) {
+        if mkdir(path, 0o750) == 0 || errno == EEXIST { return }
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/").dropLast() {
+            prefix += "/" + part
+            mkdir(prefix, 0o750)
+        }
+        mkdir(path, 0o750)
     }
 }
 

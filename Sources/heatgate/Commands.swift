@@ -102,10 +102,26 @@ struct Kill: ParsableCommand {
                 "no state directory \(config.stateDir): the kill switch lives in the gate's P26_STATE_DIR; "
                     + "pass --config FILE or set HEATGATE_CONFIG")
         }
+        // Both stores (SPEC §5): the durable one first, flushed, so the switch survives a reboot before the
+        // daemon (which reads the hot one before every batch) acts on it; then the hot one, if there is one.
         let store = try GateStore(directory: config.stateDir, mapSizeMB: config.mapSizeMB, durable: true)
         let on = state.lowercased() == "on"
         let before = try? store.killSwitch()
-        try store.setKillSwitch(KillSwitchState(on: on, reason: reason, ts: Date().timeIntervalSince1970))
+        let switchState = KillSwitchState(on: on, reason: reason, ts: Date().timeIntervalSince1970)
+        try store.setKillSwitch(switchState)
+        let runDir = config.runDir
+        var st = stat()
+        if stat(runDir + "/data.mdb", &st) == 0 {
+            do {
+                // The daemon's map size: the hot store's file is allocated to it.
+                let hot = try GateStore(directory: runDir, mapSizeMB: max(1, Int(st.st_size) >> 20), durable: true)
+                try hot.setKillSwitch(switchState)
+            } catch {
+                throw CLIError(
+                    "the kill switch is \(on ? "ON" : "off") in the durable store \(config.stateDir), but the hot "
+                        + "store \(runDir) (P26_RUN_DIR), which the running gate reads, refused it: \(error)")
+            }
+        }
         print("kill switch \(on ? "ON" : "off")\(reason.isEmpty ? "" : " (\(reason))")")
         // Into the same chain as `mode` and the guard. The switch is set first and stays set: a ledger that
         // cannot take the entry is reported, never a reason to leave the book unprotected.
@@ -172,7 +188,7 @@ struct Get: ParsableCommand {
         let config = try options.load()
         let lookup: DecisionLookup
         do {
-            lookup = try DecisionLookup(stateDir: config.stateDir)
+            lookup = try DecisionLookup(stateDir: config.stateDir, runDir: config.runDir)
         } catch {
             print("no_decision")
             printError("no readable store in \(config.stateDir): \(error)")
@@ -180,17 +196,22 @@ struct Get: ParsableCommand {
         }
         let now = Date().timeIntervalSince1970
         let resolution: Resolution
-        if let proposal {
-            do {
+        do {
+            if let proposal {
                 resolution = try lookup.lookup(proposal: Array(proposal.utf8), now: now)
-            } catch let r as Rejection {
-                // The gate refuses such a proposal, so it holds no decision for it.
-                print("rejected")
-                printError("the gate would reject this proposal: \(r)")
-                throw ExitCode(3)
+            } else {
+                resolution = try lookup.lookup(symbol: symbol!, planId: planId!, action: action!, now: now)
             }
-        } else {
-            resolution = try lookup.lookup(symbol: symbol!, planId: planId!, action: action!, now: now)
+        } catch let r as Rejection {
+            // The gate refuses such a proposal, so it holds no decision for it.
+            print("rejected")
+            printError("the gate would reject this proposal: \(r)")
+            throw ExitCode(3)
+        } catch {
+            // No hot store and the durable kill switch off: execute the proposal as it stands.
+            print("no_decision")
+            printError("no readable hot store in \(config.runDir) (P26_RUN_DIR): \(error)")
+            throw ExitCode(3)
         }
         switch resolution {
         case .useDecision(_, let decision):

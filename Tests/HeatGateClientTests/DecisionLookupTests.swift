@@ -18,7 +18,7 @@ import Testing
         _ = try c.awaitHeartbeat()
         try c.send(coldBook + [proposal("p1")])
         let decided = try #require(try c.decisions(1).first)
-        let lookup = try DecisionLookup(stateDir: d.stateDir)
+        let lookup = try DecisionLookup(stateDir: d.stateDir, runDir: d.runDir)
 
         // Shadow mode: the decision's action is the original token; calibrated is recorded beside it.
         let shadow = try lookup.lookup(symbol: "ETHUSDT", planId: "p1", action: fullToken, now: now())
@@ -106,8 +106,8 @@ import Testing
 
     @Test func noStoreFailsOpenAndALazyLookupFindsTheStoreOnceTheGateRuns() throws {
         let d = DaemonProcess()
-        #expect(throws: StoreError.self) { try DecisionLookup(stateDir: d.stateDir) }
-        let lazy = try DecisionLookup(stateDir: d.stateDir, opening: .lazily)
+        #expect(throws: StoreError.self) { try DecisionLookup(stateDir: d.stateDir, runDir: d.runDir) }
+        let lazy = try DecisionLookup(stateDir: d.stateDir, runDir: d.runDir, opening: .lazily)
         #expect(throws: StoreError.self) {
             try lazy.lookup(symbol: "ETHUSDT", planId: "p1", action: fullToken, now: now())
         }
@@ -136,7 +136,7 @@ import Testing
         _ = try c.awaitHeartbeat()
         try c.send(coldBook + [proposal("before")])
         #expect(try c.decisions(1).count == 1)
-        let lookup = try DecisionLookup(stateDir: d.stateDir)
+        let lookup = try DecisionLookup(stateDir: d.stateDir, runDir: d.runDir)
         #expect(
             try lookup.lookup(symbol: "ETHUSDT", planId: "before", action: fullToken, now: now()).action(original: "X")
                 != "X")

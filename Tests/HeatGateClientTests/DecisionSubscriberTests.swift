@@ -25,7 +25,7 @@ import Testing
         try d.start()
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
         _ = try c.awaitHeartbeat()
-        let store = try DecisionLookup(stateDir: d.stateDir)
+        let store = try DecisionLookup(stateDir: d.stateDir, runDir: d.runDir)
 
         var first: DecisionSubscriber? = try DecisionSubscriber(
             publishEndpoint: d.publish, store: store, start: .latest, options: Self.options())
@@ -72,7 +72,7 @@ import Testing
         try d.start()
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish, topics: ["calibrated."])
         let sub = try DecisionSubscriber(
-            publishEndpoint: d.publish, stateDir: d.stateDir, start: .after(0),
+            publishEndpoint: d.publish, stateDir: d.stateDir, runDir: d.runDir, start: .after(0),
             options: Self.options(catchUp: false, missed: 0))
         try c.send(coldBook)
         var all = Collected()
@@ -117,7 +117,8 @@ import Testing
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
         _ = try c.awaitHeartbeat()
         let sub = try DecisionSubscriber(
-            publishEndpoint: d.publish, stateDir: d.stateDir, start: .latest, options: Self.options(catchUp: false))
+            publishEndpoint: d.publish, stateDir: d.stateDir, runDir: d.runDir, start: .latest,
+            options: Self.options(catchUp: false))
         #expect(try sub.awaitUp().sawUp)
         try c.send(coldBook + [proposal("h1"), proposal("h2")])
         #expect(try sub.decisions(2).seqs == [1, 2])
@@ -141,7 +142,7 @@ import Testing
         let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
         _ = try c.awaitHeartbeat()
         let sub = try DecisionSubscriber(
-            publishEndpoint: d.publish, stateDir: d.stateDir, start: .latest, options: Self.options())
+            publishEndpoint: d.publish, stateDir: d.stateDir, runDir: d.runDir, start: .latest, options: Self.options())
         #expect(try sub.awaitUp().sawUp)
         #expect(sub.health == .up)
         try c.send(coldBook + [proposal("u1")])
@@ -174,7 +175,7 @@ import Testing
     @Test func aGateWithoutAStoreYetSetsThePositionFromTheStream() throws {
         let d = DaemonProcess(settings: Self.fastBeat)
         let sub = try DecisionSubscriber(
-            publishEndpoint: d.publish, stateDir: d.stateDir, start: .latest, options: Self.options())
+            publishEndpoint: d.publish, stateDir: d.stateDir, runDir: d.runDir, start: .latest, options: Self.options())
         #expect(sub.lastSeq == nil)
         var early = Collected()
         try sub.collect(timeout: 1.5, into: &early) { $0.sawDown }

@@ -58,6 +58,7 @@ import Testing
             "HEAT_WARM_ACTION": "PARTIAL_50", "HEAT_HOT_ACTION": "PARTIAL_75", "P26_FAIL_MODE": "open",
             "P26_STATE_MAX_AGE_SEC": "30", "P26_PROPOSAL_MAX_AGE_SEC": "20", "P26_CALIBRATED_TTL_SEC": "100",
             "P26_REPEAT_PEAK_RATE": "50", "P26_JOURNAL_RETENTION_SEC": "3600", "P26_STATE_DIR": "/tmp/x",
+            "P26_RUN_DIR": "/tmp/r",
             "P26_INGEST_ENDPOINT": "ipc:///tmp/i", "P26_PUBLISH_ENDPOINT": "ipc:///tmp/p",
             "P26_CONTROL_ENDPOINT": "ipc:///tmp/c", "P26_METRICS_BIND": "0.0.0.0", "P26_METRICS_PORT": "9000",
             "P26_LOG_LEVEL": "debug", "P26_LOG_FORMAT": "json", "P26_MAP_SIZE_MB": "64", "P26_HEARTBEAT_SEC": "5",

@@ -107,7 +107,9 @@ import ZeroMQ
         var c = try started(first)
         try c.send(Self.cold + [proposal("one")])
         #expect(try c.decisions(1).first?.json["seq"]?.number == 1)
-        let second = DaemonProcess(settings: ["P26_STATE_DIR": first.stateDir, "P26_LOG_LEVEL": "warning"])
+        let second = DaemonProcess(settings: [
+            "P26_STATE_DIR": first.stateDir, "P26_RUN_DIR": first.runDir, "P26_LOG_LEVEL": "warning",
+        ])
         #expect(throws: (any Error).self) { try second.start(timeout: 5) }
         #expect(!second.isRunning)
         second.stop()
@@ -149,11 +151,15 @@ import ZeroMQ
         try c.send(Self.cold)
         try c.send([proposal("before")])
         #expect(try c.decisions(1).first?.json["action"]?.string == "PARTIAL_25")
-        // Written as another tool could write it, in the store's own meta table.
-        let store = try GateStore(directory: d.stateDir)
-        try store.environment.write { txn in
-            let meta = try txn.openDatabase("meta")
-            try txn.put(meta, "kill_switch", record)
+        // Written as another tool could write it, in both stores' own meta tables (the hot one at the
+        // daemon's map size: its file is allocated to it).
+        let hotBytes = try FileManager.default.attributesOfItem(atPath: d.runDir + "/data.mdb")[.size] as! Int
+        for (dir, mb) in [(d.stateDir, 1024), (d.runDir, hotBytes >> 20)] {
+            let store = try GateStore(directory: dir, mapSizeMB: mb)
+            try store.environment.write { txn in
+                let meta = try txn.openDatabase("meta")
+                try txn.put(meta, "kill_switch", record)
+            }
         }
         try c.send([proposal("after")])
         let held = try #require(try c.decisions(1).first?.json)

@@ -5,6 +5,22 @@ import HeatGateTestSupport
 import Testing
 
 /// Every journaled decision with `seq` in `from...`, read in pages.
+/// Waits (at most `seconds`) until the durable store holds everything the hot one does — what the daemon's
+/// replicator does first after a restart — and returns the durable store, read-only.
+func durableCaughtUp(_ d: DaemonProcess, seconds: Double = 15) throws -> GateStore {
+    let deadline = Date().addingTimeInterval(seconds)
+    func marks(_ dir: String) -> (UInt64?, UInt64, UInt64)? {
+        guard let s = try? GateStore(directory: dir, readOnly: true), let r = try? s.restore(now: 0, repeatLimit: 0)
+        else { return nil }
+        return ((try? s.lastSeq()) ?? nil, r.nextSeq, r.nextEvent)
+    }
+    while Date() < deadline {
+        if let hot = marks(d.runDir), let durable = marks(d.stateDir), hot == durable { break }
+        usleep(20_000)
+    }
+    return try GateStore(directory: d.stateDir, readOnly: true)
+}
+
 func journal(_ store: GateStore, from: UInt64) throws -> [(seq: UInt64, json: [UInt8])] {
     var out: [(seq: UInt64, json: [UInt8])] = []
     var next = from
@@ -75,7 +91,8 @@ func journal(_ store: GateStore, from: UInt64) throws -> [(seq: UInt64, json: [U
         for round in 0...Self.rounds {
             try d.start()
             // Check what the previous round left.
-            let store = try GateStore(directory: d.stateDir, readOnly: true)
+            // The hot store survived the kill; the durable one gets what it lacked from it at once.
+            let store = try durableCaughtUp(d)
             let restored = try store.restore(now: Date().timeIntervalSince1970)
             let entries = try journal(store, from: checkedSeq + 1)
             for (k, e) in entries.enumerated() {

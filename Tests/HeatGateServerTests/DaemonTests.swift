@@ -65,7 +65,7 @@ let stableFields = [
         let names = Set(
             tasks.compactMap { try? String(contentsOfFile: "/proc/\(d.pid)/task/\($0)/comm", encoding: .utf8) }
                 .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
-        for name in ["hg-http", "hg-signals", "hg-flush"] { #expect(names.contains(name), "\(names)") }
+        for name in ["hg-http", "hg-signals", "hg-durable"] { #expect(names.contains(name), "\(names)") }
     }
 
     @Test func decisionsMatchReplayAndAreStoredBeforePublished() throws {

@@ -144,6 +144,8 @@ public final class DaemonProcess: @unchecked Sendable {
         metricsPort = freePort()
         self.settings = [
             "P26_STATE_DIR": "\(dir.path)/state",
+            // In the test's own directory, removed with it (the default would be on /dev/shm).
+            "P26_RUN_DIR": "\(dir.path)/run",
             "P26_INGEST_ENDPOINT": "ipc://\(dir.path)/ingest.sock",
             "P26_PUBLISH_ENDPOINT": "ipc://\(dir.path)/publish.sock",
             "P26_CONTROL_ENDPOINT": "ipc://\(dir.path)/control.sock",
@@ -160,6 +162,8 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     public var stateDir: String { settings["P26_STATE_DIR"]! }
+    /// The hot store's directory (`P26_RUN_DIR`).
+    public var runDir: String { settings["P26_RUN_DIR"] ?? StorePaths.defaultRunDir(stateDir: stateDir) }
     public var ingest: String { settings["P26_INGEST_ENDPOINT"]! }
     public var publish: String { settings["P26_PUBLISH_ENDPOINT"]! }
 

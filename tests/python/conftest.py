@@ -1,6 +1,7 @@
 """Shared fixtures: a real `heatgate run` in a temporary directory, reached with pyzmq and lmdb."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +43,19 @@ class Daemon:
     @property
     def state_dir(self):
         return self.env["P26_STATE_DIR"]
+
+    @property
+    def run_dir(self):
+        """The hot store's directory: P26_RUN_DIR, else the gate's default on /dev/shm, named after the
+        state dir (docs/store.md). These tests leave it to the default, so the daemon and the Python
+        readers must agree on the derivation."""
+        if self.env.get("P26_RUN_DIR"):
+            return self.env["P26_RUN_DIR"]
+        path = os.path.realpath(self.state_dir)
+        return "/dev/shm/heatgate" + path.replace("/", "-") if os.path.isdir("/dev/shm") else path + "/run"
+
+    def remove_run_dir(self):
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def start(self):
         self.log = open(os.path.join(self.tmp, "daemon.log"), "ab")
@@ -128,6 +142,7 @@ def daemon():
         d = Daemon(tmp)
         yield d
         d.stop(signal.SIGKILL)
+        d.remove_run_dir()
 
 
 @pytest.fixture
@@ -145,5 +160,6 @@ def make_daemon():
     yield make
     for d in made:
         d.stop(signal.SIGKILL)
+        d.remove_run_dir()
     for t in dirs:
         t.cleanup()
