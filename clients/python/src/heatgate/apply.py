@@ -95,6 +95,13 @@ class HeatGate:
                 return False, None
         return kill_switch_on(kill), (record and json.loads(record))
 
+    def close(self) -> None:
+        if self.sub is not None:
+            self.sub.close()
+        for store in (self.hot, self.durable):
+            if store is not None:
+                store.close()
+
     def gate_up(self) -> bool:
         """Drains the subscription; True while heartbeats arrive (within missed_heartbeats intervals)."""
         self.wait_for("", 0)

@@ -69,6 +69,7 @@ class Store:
         self.env: Optional[lmdb.Environment] = None
         self.dbs: Tuple[Any, ...] = ()
         self.file: Optional[Tuple[int, int]] = None  # (st_dev, st_ino) of the data.mdb opened
+        self.resized = 0  # how often a map the daemon grew was adopted
 
     def read(self, body: Callable[..., T]) -> T:
         """body(txn, *dbs) in one read transaction, the databases in the order of `names`. Raises lmdb.Error
@@ -94,6 +95,7 @@ class Store:
                     return body(txn, *self.dbs)
             except lmdb.MapResizedError:  # the daemon grew its map: adopt the new size and read again
                 self.env.set_mapsize(0)
+                self.resized += 1
             except lmdb.Error:
                 self.close()  # opened afresh on the next read
                 raise
