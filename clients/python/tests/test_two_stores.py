@@ -5,6 +5,7 @@ import functools
 import json
 import os
 import pathlib
+import re
 import struct
 import subprocess
 import sys
@@ -449,3 +450,12 @@ def test_one_directory_for_both_is_one_store(tmp_path):
     f = Follower(state + "/", f"ipc://{tmp_path}/nobody.sock", after=0, missed_heartbeats=0, run_dir=state)
     assert f.durable is None and [e.seq for e in follow(f)] == [1]
     f.close()
+
+
+def test_the_doc_shows_exactly_this_module():
+    with open(os.path.join(ROOT, "docs", "apply-layer.md")) as f:
+        doc = f.read()
+    with open(os.path.join(HERE, "..", "src", "heatgate", "stores.py")) as f:
+        code = f.read()
+    blocks = re.findall(r"<!-- begin clients/python/src/heatgate/stores.py -->\n```python\n(.*?)```\n", doc, re.S)
+    assert blocks == [code]
