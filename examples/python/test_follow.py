@@ -15,6 +15,7 @@ import zmq
 
 from conftest import BIN, Client, free_port
 from heatgate_follow import Follower
+from heatgate import default_run_dir  # noqa: E402 (heatgate_follow put the package's source on the path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATE = [
@@ -170,13 +171,20 @@ def test_tail_and_the_python_follower_lose_nothing_across_40_restarts_under_load
     Client(d, topics=()).send(*STATE)
 
     def journal_last():
-        env = lmdb.open(d.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
-        try:
-            with env.begin(db=env.open_db(b"journal", create=False)) as txn:
-                cur = txn.cursor()
-                return int.from_bytes(cur.key(), "big") if cur.last() else 0
-        finally:
-            env.close()
+        """The last seq journaled: the hot store's journal (its newest rows), else the durable store's."""
+        hot_dir = d.env.get("P26_RUN_DIR") or default_run_dir(d.state_dir)
+        for path in (hot_dir, d.state_dir):
+            if not os.path.exists(os.path.join(path, "data.mdb")):
+                continue
+            env = lmdb.open(path, readonly=True, max_dbs=8, map_size=0, create=False)
+            try:
+                with env.begin(db=env.open_db(b"journal", create=False)) as txn:
+                    cur = txn.cursor()
+                    if cur.last():
+                        return int.from_bytes(cur.key(), "big")
+            finally:
+                env.close()
+        return 0
 
     rng = random.Random(13)
     first_seen = {signal.SIGKILL: 0, signal.SIGTERM: 0}

@@ -11,7 +11,7 @@ import lmdb
 import pytest
 
 from hg_fixtures import SRC, Client
-from heatgate import HeatGate, proposal_key
+from heatgate import HeatGate, default_run_dir, proposal_key
 
 FULL = "FULL_CLOSE_PROPOSED"
 
@@ -97,14 +97,22 @@ def adapters(tmp_path):
         a.stop(signal.SIGKILL)
 
 
-def journal(d):
-    """Every decision in the daemon's journal, in seq order."""
-    env = lmdb.open(d.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
+def journal_rows(path):
+    env = lmdb.open(path, readonly=True, max_dbs=8, map_size=0, create=False)
     try:
         with env.begin(db=env.open_db(b"journal", create=False)) as txn:
             return [(struct.unpack(">Q", k)[0], json.loads(v)) for k, v in txn.cursor()]
     finally:
         env.close()
+
+
+def journal(d):
+    """Every decision in the daemon's journals, in seq order: the hot store's (in its run directory) and, for
+    seqs older than its first row, the durable store's (notes/store-layout.md)."""
+    hot_dir = d.env.get("P26_RUN_DIR") or default_run_dir(d.state_dir)
+    hot = journal_rows(hot_dir) if os.path.exists(os.path.join(hot_dir, "data.mdb")) else []
+    older = [row for row in journal_rows(d.state_dir) if not hot or row[0] < hot[0][0]]
+    return older + hot
 
 
 def test_producer_hashes_reach_the_gate_with_the_heat_computed_by_hand(redis_server, daemon, adapters):

@@ -6,8 +6,12 @@
     if r.action is not None:          # None: the kill switch is on, execute nothing
         execute(symbol, r.action)
 
+It reads the hot store (in the run directory: `run_dir`, else P26_RUN_DIR, else the one derived from the
+state directory, heatgate.stores); while there is none it can open, the durable store's kill switch (in the
+state directory): on, execute nothing; off, execute the proposal as it stands.
+
 Needs pyzmq and lmdb (Debian: python3-zmq python3-lmdb); the Apply Layer's user must be in the daemon's
-group (`quantum`) to open the store. Nothing here waits on the gate for longer than `wait_sec`.
+group (`quantum`) to open the stores. Nothing here waits on the gate for longer than `wait_sec`.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 import lmdb
 import zmq
 
+from . import stores
 from .plan import Rejected, proposal_key, same_action
 
 
@@ -59,9 +64,12 @@ def kill_switch_on(record: Optional[bytes]) -> bool:
 
 class HeatGate:
     def __init__(self, state_dir: str, publish_endpoint: Optional[str] = None, wait_sec: float = 0.05,
-                 heartbeat_sec: float = 1.0, missed_heartbeats: int = 3) -> None:
+                 heartbeat_sec: float = 1.0, missed_heartbeats: int = 3, run_dir: Optional[str] = None) -> None:
         self.state_dir, self.wait_sec = state_dir, wait_sec
-        self.env: Optional[lmdb.Environment] = None
+        self.run_dir = stores.run_dir(state_dir, run_dir)
+        self.hot = stores.Store(self.run_dir, (b"meta", b"latest"))
+        # Read only while the hot store cannot be, for its kill switch (its `latest` is empty).
+        self.durable = None if stores.same_dir(self.run_dir, state_dir) else stores.Store(state_dir, (b"meta",))
         self.down_after = heartbeat_sec * missed_heartbeats
         self.last_heartbeat: Optional[float] = None
         self.sub: Optional[zmq.Socket] = None
@@ -73,22 +81,26 @@ class HeatGate:
             self.sub.connect(publish_endpoint)
 
     def read(self, symbol: str) -> Tuple[bool, Optional[Dict[str, Any]]]:
-        """(kill switch on?, latest decision or None) from one snapshot of the store."""
-        for _ in range(3):
-            if self.env is None:
-                try:
-                    self.env = lmdb.open(self.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
-                    self.meta, self.latest = (self.env.open_db(n, create=False) for n in (b"meta", b"latest"))
-                except lmdb.Error:  # no store (yet): the gate never ran here, or we may not read it
-                    self.env = None
-                    return False, None
-            try:
-                with self.env.begin() as txn:
-                    kill, record = txn.get(b"kill_switch", db=self.meta), txn.get(symbol.encode(), db=self.latest)
-                return kill_switch_on(kill), (record and json.loads(record))
-            except lmdb.MapResizedError:  # the daemon grew its map: adopt the new size and read again
-                self.env.set_mapsize(0)
-        raise RuntimeError("store kept resizing")
+        """(kill switch on?, latest decision or None) from one snapshot of the hot store; without a hot store, the
+        durable store's kill switch and no decision; without either, (False, None)."""
+        try:
+            kill, record = self.hot.read(lambda txn, meta, latest: (
+                txn.get(b"kill_switch", db=meta), txn.get(symbol.encode(), db=latest)))
+        except lmdb.Error:  # no hot store (not yet, or not since a reboot), or we may not read it
+            if self.durable is None:
+                return False, None
+            try:  # the durable store's kill switch: on (or unreadable), execute nothing
+                kill, record = self.durable.read(lambda txn, meta: txn.get(b"kill_switch", db=meta)), None
+            except lmdb.Error:  # no store at all: the gate never ran here, or we may not read it
+                return False, None
+        return kill_switch_on(kill), (record and json.loads(record))
+
+    def close(self) -> None:
+        if self.sub is not None:
+            self.sub.close()
+        for store in (self.hot, self.durable):
+            if store is not None:
+                store.close()
 
     def gate_up(self) -> bool:
         """Drains the subscription; True while heartbeats arrive (within missed_heartbeats intervals)."""
@@ -129,12 +141,16 @@ class HeatGate:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """heatgate-resolve STATE_DIR SYMBOL PLAN_ID ACTION: prints {"action", "reason"}; 4 when nothing may run."""
+    """heatgate-resolve [--run-dir DIR] STATE_DIR SYMBOL PLAN_ID ACTION: prints {"action", "reason"}; 4 when nothing
+    may run. Without --run-dir: P26_RUN_DIR, else the run directory derived from STATE_DIR."""
     args = sys.argv[1:] if argv is None else argv
+    run_dir = None
+    if len(args) > 1 and args[0] == "--run-dir":
+        run_dir, args = args[1], args[2:]
     if len(args) != 4:
-        print("usage: heatgate-resolve STATE_DIR SYMBOL PLAN_ID ACTION", file=sys.stderr)
+        print("usage: heatgate-resolve [--run-dir DIR] STATE_DIR SYMBOL PLAN_ID ACTION", file=sys.stderr)
         return 2
-    r = HeatGate(args[0]).resolve(*args[1:4])
+    r = HeatGate(args[0], run_dir=run_dir).resolve(args[1], args[2], args[3])
     print(json.dumps({"action": r.action, "reason": r.reason}))
     return 4 if r.action is None else 0
 

@@ -16,13 +16,15 @@
 The Python counterpart of the Swift `DecisionSubscriber` (docs/apply-layer.md), with the same rules. PUB/SUB
 loses messages by design — while either side restarts, while a reconnect is in flight, when a queue is
 full — but `seq` is gap-free and every decision is journaled before it is published (contract §4). So a gap,
-seen from the next decision's `seq` or from a heartbeat's `last_seq`, is read from the journal, read-only.
+seen from the next decision's `seq` or from a heartbeat's `last_seq`, is read from the journal, read-only:
+the hot store's (in the run directory, heatgate.stores), and for seqs older than its first row (it keeps
+only a recent tail) the durable store's (in the state directory).
 The gate answers each new subscription with a heartbeat, so after a restart of the gate the follower
 learns at once what it missed. Pull-style and single-threaded: call `next` from one thread; while it is not
 called, the socket's reconnects wait (libzmq resubscribes on the caller's thread), and the heartbeat that
 follows tells what was missed meanwhile.
 
-Needs pyzmq and lmdb (Debian: python3-zmq python3-lmdb) and read access to the store (the `quantum` group).
+Needs pyzmq and lmdb (Debian: python3-zmq python3-lmdb) and read access to the stores (the `quantum` group).
 """
 from __future__ import annotations
 
@@ -32,10 +34,12 @@ import math
 import struct
 import sys
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Deque, List, Optional, Tuple
 
 import lmdb
 import zmq
+
+from . import stores
 
 # kind: decision, gate_up, gate_down, missed. decision: seq, raw, decision (dict), source ("live" or
 # "journal"); gate_up: last_seq; gate_down: silent_sec; missed: first, last.
@@ -46,14 +50,17 @@ Event = collections.namedtuple(
 class Follower:
     def __init__(self, state_dir: str, publish_endpoint: str, after: Optional[int] = None,
                  heartbeat_sec: float = 1.0, missed_heartbeats: int = 3, journal_chunk: int = 1024,
-                 receive_hwm: int = 100_000, catch_up_on_connect: bool = True) -> None:
+                 receive_hwm: int = 100_000, catch_up_on_connect: bool = True, run_dir: Optional[str] = None) -> None:
         """`after`: deliver every decision with a greater `seq` (pass the last one handled before a restart,
         0 for all the journal holds); None: from the journal's last `seq` now (or, with no store yet, from
-        the first heartbeat's `last_seq` or before the first decision received)."""
+        the first heartbeat's `last_seq` or before the first decision received). `run_dir`: the hot store's
+        directory (else P26_RUN_DIR, else the one derived from `state_dir`)."""
         self.state_dir, self.chunk = state_dir, journal_chunk
+        self.run_dir = stores.run_dir(state_dir, run_dir)
+        self.hot = stores.Store(self.run_dir, (b"journal",))
+        self.durable = None if stores.same_dir(self.run_dir, state_dir) else stores.Store(state_dir, (b"journal",))
         self.down_after = heartbeat_sec * missed_heartbeats if missed_heartbeats > 0 else None
-        self.env = self.journal = None
-        self.queue = collections.deque()
+        self.queue: Deque[Event] = collections.deque()
         self.health = "unknown"  # then "up" or "down", as the heartbeats tell
         self.last_heartbeat = None
         self.delivered_live = self.delivered_from_journal = self.duplicates = 0
@@ -81,8 +88,9 @@ class Follower:
 
     def close(self) -> None:
         self.sub.close()
-        if self.env is not None:
-            self.env.close()
+        for store in (self.hot, self.durable):
+            if store is not None:
+                store.close()
 
     def next(self, timeout: float) -> Optional[Event]:
         """The next decision in `seq` order or a change in the gate's health; None after `timeout` seconds
@@ -159,37 +167,53 @@ class Follower:
 
     # The journal
 
-    def _read(self, body):
-        """`body(txn)` in one read transaction on the journal; a grown map is adopted and read again."""
-        for _ in range(3):
-            if self.env is None:
-                self.env = lmdb.open(self.state_dir, readonly=True, max_dbs=8, map_size=0, create=False)
-                self.journal = self.env.open_db(b"journal", create=False)
-            try:
-                with self.env.begin(db=self.journal) as txn:
-                    return body(txn)
-            except lmdb.MapResizedError:  # the daemon grew its map: adopt the new size and read again
-                self.env.set_mapsize(0)
-        raise lmdb.Error("store kept resizing")
-
     def read_journal(self, first: int, limit: int) -> List[Tuple[int, bytes]]:
-        """Up to `limit` (seq, raw decision) pairs from `first` on, from one snapshot (docs/store.md)."""
-        def rows(txn):
-            out, cursor = [], txn.cursor()
+        """Up to `limit` (seq, raw decision) pairs from `first` on (docs/store.md): from the hot journal, and
+        for seqs older than its first row from the durable journal (each store read in one snapshot)."""
+        def rows(txn, journal, below: Optional[int] = None) -> List[Tuple[int, bytes]]:
+            out, cursor = [], txn.cursor(db=journal)
             if cursor.set_range(struct.pack(">Q", first)):
                 for key, value in cursor:
-                    out.append((struct.unpack(">Q", key)[0], bytes(value)))
+                    seq = struct.unpack(">Q", key)[0]
+                    if below is not None and seq >= below:
+                        break
+                    out.append((seq, bytes(value)))
                     if len(out) >= limit:
                         break
             return out
-        return self._read(rows)
+
+        def hot_rows(txn, journal) -> Tuple[Optional[int], List[Tuple[int, bytes]]]:
+            return _first(txn, journal), rows(txn, journal)
+
+        try:  # the hot store first: the rows it has dropped since were replicated before it dropped them
+            hot_first, recent = self.hot.read(hot_rows)
+        except lmdb.Error:
+            if self.durable is None:
+                raise
+            return self.durable.read(rows)  # no hot store: all from the durable one
+        if self.durable is None or (hot_first is not None and first >= hot_first):
+            return recent
+        try:
+            older = self.durable.read(lambda txn, journal: rows(txn, journal, below=hot_first))
+        except lmdb.Error as e:  # what precedes the hot journal is reported missed
+            self.last_error = e
+            return recent
+        return (older + recent)[:limit]
 
     def journal_last(self) -> Optional[int]:
-        """The journal's last seq (None when it is empty)."""
-        def last(txn):
-            cursor = txn.cursor()
-            return struct.unpack(">Q", cursor.key())[0] if cursor.last() else None
-        return self._read(last)
+        """The journal's last seq (None when it is empty): the hot journal's, else the durable one's."""
+        try:
+            last = self.hot.read(_last)
+        except lmdb.Error:
+            if self.durable is None:
+                raise
+            return self.durable.read(_last)  # no hot store
+        if last is None and self.durable is not None:
+            try:
+                return self.durable.read(_last)
+            except lmdb.Error as e:
+                self.last_error = e
+        return last
 
     def _fill(self):
         after = self.last_queued
@@ -230,14 +254,30 @@ class Follower:
             self.queue.append(Event("gate_down", silent_sec=now - since))
 
 
+def _first(txn, journal) -> Optional[int]:
+    cursor = txn.cursor(db=journal)
+    return struct.unpack(">Q", cursor.key())[0] if cursor.first() else None
+
+
+def _last(txn, journal) -> Optional[int]:
+    cursor = txn.cursor(db=journal)
+    return struct.unpack(">Q", cursor.key())[0] if cursor.last() else None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """heatgate-follow STATE_DIR PUBLISH_ENDPOINT [AFTER_SEQ [HEARTBEAT_SEC]]: decisions on stdout, one a line."""
+    """heatgate-follow [--run-dir DIR] STATE_DIR PUBLISH_ENDPOINT [AFTER_SEQ [HEARTBEAT_SEC]]: decisions on stdout,
+    one a line. Without --run-dir: P26_RUN_DIR, else the run directory derived from STATE_DIR."""
     args = sys.argv[1:] if argv is None else argv
+    run_dir = None
+    if len(args) > 1 and args[0] == "--run-dir":
+        run_dir, args = args[1], args[2:]
     if len(args) < 2:
-        print("usage: heatgate-follow STATE_DIR PUBLISH_ENDPOINT [AFTER_SEQ [HEARTBEAT_SEC]]", file=sys.stderr)
+        print("usage: heatgate-follow [--run-dir DIR] STATE_DIR PUBLISH_ENDPOINT [AFTER_SEQ [HEARTBEAT_SEC]]",
+              file=sys.stderr)
         return 2
     after = int(args[2]) if len(args) > 2 else None
-    f = Follower(args[0], args[1], after=after, heartbeat_sec=float(args[3]) if len(args) > 3 else 1.0)
+    f = Follower(args[0], args[1], after=after, heartbeat_sec=float(args[3]) if len(args) > 3 else 1.0,
+                 run_dir=run_dir)
     out = sys.stdout.buffer
     try:
         while True:
