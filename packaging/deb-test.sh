@@ -184,7 +184,7 @@ check "unit enabled (multi-user.target.wants)" test -L "$R/etc/systemd/system/mu
 check "conffile root:root 644" test "$(mode_of $conffile)" = "root:root 644"
 check "conffile registered with dpkg" bash -c "chroot '$R' dpkg-query -W -f='\${Conffiles}' $pkg | grep -q ' $conffile '"
 check "conffile has LF line endings" bash -c "! grep -q \$'\\r' '$R$conffile'"
-for kv in P26_MODE=shadow P26_STATE_DIR=$statedir \
+for kv in P26_MODE=shadow P26_STATE_DIR=$statedir P26_RUN_DIR=/run/$pkg \
           P26_CONTROL_ENDPOINT=ipc:///run/$pkg/control.sock; do
     check "conffile sets $kv" grep -qx "$kv" "$R$conffile"
 done
@@ -193,7 +193,7 @@ for key in P26_MODE HEAT_MIN HEAT_MAX HEAT_COLD_ACTION HEAT_WARM_ACTION HEAT_HOT
            P26_FAIL_MODE P26_STATE_MAX_AGE_SEC P26_PROPOSAL_MAX_AGE_SEC P26_CALIBRATED_TTL_SEC \
            P26_JOURNAL_RETENTION_SEC P26_STATE_DIR P26_INGEST_ENDPOINT P26_PUBLISH_ENDPOINT \
            P26_CONTROL_ENDPOINT P26_METRICS_BIND P26_METRICS_PORT P26_LOG_LEVEL P26_LOG_FORMAT \
-           P26_MAP_SIZE_MB P26_HEARTBEAT_SEC P26_REPEAT_PEAK_RATE; do
+           P26_MAP_SIZE_MB P26_HEARTBEAT_SEC P26_REPEAT_PEAK_RATE P26_RUN_DIR; do
     grep -q "^$key=" "$R$conffile" || missing="$missing $key"
 done
 check "conffile sets every SPEC §6 key${missing:+ (missing:$missing)}" test -z "$missing"
@@ -468,6 +468,10 @@ else
         check "the store is in the StateDirectory" bash -c "ls '$R$statedir' | grep -q ."
         # The container's /run is its own tmpfs: look from inside.
         check "the control socket is in the RuntimeDirectory" in_sys test -S "/run/$pkg/control.sock"
+        check "the hot store is in the RuntimeDirectory (P26_RUN_DIR)" in_sys test -f "/run/$pkg/data.mdb"
+        check "  ... $group reads it: data.mdb 640, lock.mdb 660" \
+            test "$(in_sys stat -c '%G %a' /run/$pkg/data.mdb /run/$pkg/lock.mdb | tr '\n' ' ')" = "$group 640 $group 660 "
+        hot_inode=$(in_sys stat -c %i "/run/$pkg/data.mdb")
         check "the RuntimeDirectory is $svcuser:$group 750" test "$(in_sys stat -c '%U:%G %a' /run/$pkg)" = "$svcuser:$group 750"
         ready=""
         for _ in $(seq 1 10); do
@@ -499,6 +503,8 @@ else
         check "systemctl restart" in_sys systemctl restart $unit
         r=$(readyz)
         check "  ... returned with /readyz 200 at once ($r)" grep -q ' 200' <<<"$r"
+        check "  ... the hot store survived the restart (RuntimeDirectoryPreserve=yes)" \
+            test "$(in_sys stat -c %i "/run/$pkg/data.mdb")" = "$hot_inode"
         pid1=$(unit_prop MainPID)
         # The watchdog: a stopped process sends no WATCHDOG=1; after WatchdogSec=10s systemd aborts it and
         # Restart=on-failure starts a new one.

@@ -105,8 +105,9 @@ public final class DecisionLookup: Sendable {
                 try read("open") { _, _ in () }
             } catch {
                 // No hot store (the gate is down after a reboot, say): the durable one still answers for
-                // the kill switch.
-                guard (try? durableKillSwitch()) != nil else { throw error }
+                // the kill switch. When neither opens, the durable store's error names the cause (a
+                // missing hot store is the usual case and says less).
+                _ = try durableKillSwitch()
             }
         }
     }

@@ -205,16 +205,21 @@ public final class GateStore: @unchecked Sendable {
                 (below, done) = try Self.scanRepeats(txn, journal, below: nil, now: now, limit: repeatLimit, into: &s)
             }
             // The hot store keeps a tail of the journal; the durable one has what came before it.
+            // Under the durable store's map lock: its replicator may be growing the map meanwhile.
             if let older, !done {
-                try older.environment.read { txn in
-                    _ = try Self.scanRepeats(
-                        txn, older.journal, below: below ?? UInt64.max, now: now, limit: repeatLimit, into: &s)
+                try older.mapLock.withLock { _ in
+                    try older.environment.read { txn in
+                        _ = try Self.scanRepeats(
+                            txn, older.journal, below: below ?? UInt64.max, now: now, limit: repeatLimit, into: &s)
+                    }
                 }
             }
         }
         // The journal is the truth for seq: a decision committed there is never reused.
         if let last = try lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
-        if let older, let last = try older.lastSeq(), last >= s.nextSeq { s.nextSeq = last + 1 }
+        if let older, let last = try older.mapLock.withLock({ _ in try older.lastSeq() }), last >= s.nextSeq {
+            s.nextSeq = last + 1
+        }
         return s
     }
 

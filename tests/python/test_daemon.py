@@ -18,7 +18,8 @@ def proposal(plan, action="FULL_CLOSE_PROPOSED", symbol="ETHUSDT", **extra):
 
 
 def open_store(d):
-    env = lmdb.open(d.state_dir, readonly=True, max_dbs=8, lock=True)
+    """The hot store: where decisions are committed before they are published (the durable copy trails it)."""
+    env = lmdb.open(d.run_dir, readonly=True, max_dbs=8, lock=True)
     return env, {name: env.open_db(name.encode(), create=False)
                  for name in ("meta", "book", "latest", "ttl", "journal", "events")}
 
@@ -71,6 +72,11 @@ def test_kill_switch_is_visible_to_an_lmdb_reader_and_holds(daemon):
         ks = json.loads(txn.get(b"kill_switch", db=db["meta"]))
     assert ks["on"] is True and ks["reason"] == "drill"
     env.close()
+    # Written to the durable store too, flushed, before `kill` returned: it survives a reboot.
+    durable = lmdb.open(daemon.state_dir, readonly=True, max_dbs=8, lock=True)
+    with durable.begin() as txn:
+        assert json.loads(txn.get(b"kill_switch", db=durable.open_db(b"meta", txn=txn, create=False)))["on"] is True
+    durable.close()
     c = Client(daemon)
     c.await_heartbeat()
     c.send(*STATE, proposal("k-1"))
