@@ -256,7 +256,7 @@ public final class Daemon {
             [
                 "version": HeatGateVersion.current, "mode": config.mode.label, "ingest": config.ingestEndpoint,
                 "publish": config.publishEndpoint, "control": config.controlEndpoint,
-                "metrics": "\(config.metricsBind):\(http.port)", "state_dir": config.stateDir,
+                "metrics": "\(config.metricsBind):\(http.port)", "state_dir": config.stateDir, "run_dir": config.runDir,
                 "curve": zap == nil ? "off" : "on (\(config.curveAllowedClients.count) client keys)",
                 "next_seq": "\(gate.engine.nextSeq)", "kill_switch": "\(gate.engine.killSwitch)",
                 "repeat_window": "\(gate.repeatCapacity)", "repeats_restored": "\(gate.restoredRepeats)",
@@ -838,6 +838,14 @@ public final class Daemon {
         w.double(e.policy.heatMax)
         w.raw(",\"state_dir\":")
         w.string(config.stateDir)
+        w.raw(",\"run_dir\":")
+        w.string(gate.store.directory)
+        if let r = gate.replicator {
+            w.raw(",\"durable_seq\":")
+            w.uint(r.durableLastSeq)
+            w.raw(",\"durable_lag_sec\":")
+            w.double(r.lagSeconds)
+        }
         w.raw(",\"config_file\":")
         if let p = source.path { w.string(p) } else { w.raw("null") }
         w.raw(",\"ingest_endpoint\":")

@@ -20,8 +20,8 @@ struct CheckConfig: ParsableCommand {
             "mode=\(c.mode.label) heat_min=\(c.heatMin) heat_max=\(c.heatMax) cold=\(c.coldAction.token) "
                 + "warm=\(c.warmAction.token) hot=\(c.hotAction.token) fail_mode=\(c.failMode.label)")
         print(
-            "state_dir=\(c.stateDir) ingest=\(c.ingestEndpoint) publish=\(c.publishEndpoint) control=\(c.controlEndpoint)"
-        )
+            "state_dir=\(c.stateDir) run_dir=\(c.runDir) ingest=\(c.ingestEndpoint) publish=\(c.publishEndpoint) "
+                + "control=\(c.controlEndpoint)")
         print("metrics=\(c.metricsBind):\(c.metricsPort)")
     }
 }
