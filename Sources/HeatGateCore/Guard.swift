@@ -53,6 +53,19 @@ public struct GuardTrip: Equatable, Sendable {
     public var inputsBadSec: Double
     /// The kept parts' P&L over the window, USD.
     public var keptPnLUSD: Double
+
+    public init(
+        reason: GuardReason, ts: Double, lastEnforcedSeq: UInt64, fullCloses: Int, downgraded: Int,
+        inputsBadSec: Double, keptPnLUSD: Double
+    ) {
+        self.reason = reason
+        self.ts = ts
+        self.lastEnforcedSeq = lastEnforcedSeq
+        self.fullCloses = fullCloses
+        self.downgraded = downgraded
+        self.inputsBadSec = inputsBadSec
+        self.keptPnLUSD = keptPnLUSD
+    }
 }
 
 /// The guard's counters: a sliding window of time slots for the downgrade share, the time the inputs

@@ -176,6 +176,18 @@ public final class Daemon {
         }
         defer { withExtendedLifetime(ownership) {} }
         let gate = try openStores()
+        if let trip = gate.engine.guardTrip {
+            // Tripped before the restart and not cleared: shadow, whatever the config file says.
+            handledTrip = trip
+            config.mode = .shadow
+            gate.apply(Policy(config))
+            logger.warning(
+                "the rollback guard tripped before this start: shadow until `heatgate mode enforce`",
+                [
+                    "reason": trip.reason.label, "tripped_at": "\(trip.ts)",
+                    "last_enforced_seq": "\(trip.lastEnforcedSeq)",
+                ])
+        }
         signals.storeOpen.store(true, ordering: .relaxed)
         let ctx = try Context(ioThreads: 1)
         let pull = try Socket(ctx, type: .pull)
@@ -525,6 +537,12 @@ public final class Daemon {
     /// the housekeeping turn after the batch that tripped it was published).
     func handleGuardTrip(_ gate: Gate) {
         handledTrip = gate.engine.guardTrip
+        // Stored, so a restart stays in shadow until `mode enforce` (which clears it, here too).
+        do {
+            try gate.store.setGuardTrip(handledTrip)
+        } catch {
+            logger.error("cannot store the guard trip; a restart would not keep shadow", ["error": "\(error)"])
+        }
         guard let trip = handledTrip else { return }
         config.mode = .shadow
         metrics.observe(gate.engine, now: wallClock())
@@ -707,6 +725,7 @@ public final class Daemon {
             let old = config
             config = GateConfig.reloaded(running: old, file: fresh)
             gate.sweeper.retention = config.journalRetentionSec
+            gate.replicator?.retention = config.journalRetentionSec
             // A tripped guard keeps shadow through reloads: only `mode enforce` switches back.
             if gate.engine.guardTrip != nil { config.mode = .shadow }
             gate.apply(Policy(config))

@@ -111,7 +111,9 @@ public final class Gate {
     func rebuild(now: Double) throws {
         let restored = try store.restore(now: now, repeatLimit: repeatCapacity, journal: durable)
         let fresh = Engine(policy: engine.policy, repeatCapacity: repeatCapacity)
-        fresh.restoreGuardTrip(engine.guardTrip)
+        // In memory it is the current one (a rebuild after a failed batch); at start, the stored one.
+        fresh.restoreGuardTrip(engine.guardTrip ?? (firstRestore ? restored.guardTrip : nil))
+        firstRestore = false
         fresh.nextSeq = restored.nextSeq
         fresh.killSwitch = restored.killSwitch.on
         killSwitchUnreadable = restored.killSwitch.unreadable
@@ -129,6 +131,7 @@ public final class Gate {
 
     /// Entries of the repeat window (from `P26_CALIBRATED_TTL_SEC` and `P26_REPEAT_PEAK_RATE` at start).
     public let repeatCapacity: Int
+    var firstRestore = true
     /// Repeat-window entries read back from the journal at the last restore.
     public private(set) var restoredRepeats = 0
     /// Whether the stored kill-switch record was unreadable at the last read (it then counts as on).

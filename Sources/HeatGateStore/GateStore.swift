@@ -29,6 +29,8 @@ public struct RestoredState: Sendable {
     public var killSwitch = KillSwitchState(on: false)
     public var equity: (value: Double, ts: Double)?
     public var symbols: [SymbolSnapshot] = []
+    /// The rollback guard's trip, if it tripped and no `mode enforce` has cleared it since.
+    public var guardTrip: GuardTrip?
     /// Unexpired latest decisions, so a `plan_id` decided before the restart is not decided twice.
     public var recentPlans: [(planKey: UInt64, seq: UInt64, expiresAt: Double)] = []
 }
@@ -187,6 +189,7 @@ public final class GateStore: @unchecked Sendable {
                     s.nextEvent = UInt64(n)
                 }
                 if let v = try txn.get(meta, "kill_switch") { s.killSwitch = Self.killSwitch(from: v) }
+                if let v = try txn.get(meta, "guard_trip") { s.guardTrip = Self.guardTrip(from: v) }
                 if let v = try txn.get(meta, "equity"), let j = try? JSON.parse(v), let e = j["equity_usd"]?.number,
                     let ts = j["ts"]?.number
                 {
@@ -572,6 +575,53 @@ public final class GateStore: @unchecked Sendable {
             try environment.write { txn in try bytes.withUnsafeBytes { try txn.put(meta, "kill_switch", $0) } }
             try environment.sync(force: true)
         }
+    }
+
+    /// Records the guard's trip (`nil`: cleared by `mode enforce`) in `meta/guard_trip`, so a restart keeps
+    /// the gate in shadow until an operator switches it back. The replicator carries it to the durable
+    /// store.
+    public func setGuardTrip(_ trip: GuardTrip?) throws {
+        try run("write guard trip") {
+            try environment.write { txn in
+                guard let t = trip else {
+                    _ = try txn.delete(meta, "guard_trip")
+                    return
+                }
+                var w = JSONWriter(capacity: 256)
+                w.raw("{\"reason\":")
+                w.string(t.reason.label)
+                w.raw(",\"ts\":")
+                w.fixed(t.ts, decimals: 6)
+                w.raw(",\"last_enforced_seq\":")
+                w.uint(t.lastEnforcedSeq)
+                w.raw(",\"full_closes\":")
+                w.uint(UInt64(max(0, t.fullCloses)))
+                w.raw(",\"downgraded\":")
+                w.uint(UInt64(max(0, t.downgraded)))
+                w.raw(",\"inputs_bad_sec\":")
+                w.double(t.inputsBadSec)
+                w.raw(",\"kept_pnl_usd\":")
+                w.double(t.keptPnLUSD)
+                w.byte(UInt8(ascii: "}"))
+                _ = try w.bytes.withUnsafeBytes { try txn.put(meta, "guard_trip", $0) }
+            }
+        }
+    }
+
+    /// A stored guard trip; a record that cannot be read still counts as a trip (the gate stays in shadow),
+    /// with reason `downgrade_share` and zero figures.
+    static func guardTrip(from v: UnsafeRawBufferPointer) -> GuardTrip {
+        let j = try? JSON.parse(v)
+        let reason = GuardReason.allCases.first { $0.label == j?["reason"]?.string } ?? .downgradeShare
+        func n(_ k: String) -> Double {
+            guard let x = j?[k]?.number, x.isFinite else { return 0 }
+            return x
+        }
+        func whole(_ k: String) -> Int { Int(exactly: n(k).rounded(.down)) ?? 0 }
+        return GuardTrip(
+            reason: reason, ts: n("ts"), lastEnforcedSeq: UInt64(exactly: n("last_enforced_seq").rounded(.down)) ?? 0,
+            fullCloses: whole("full_closes"), downgraded: whole("downgraded"), inputsBadSec: n("inputs_bad_sec"),
+            keptPnLUSD: n("kept_pnl_usd"))
     }
 
     /// Entry counts, for status and tests.

@@ -14,7 +14,8 @@ struct ReplicaChanges {
     var book: [(symbol: [UInt8], row: [UInt8]?)] = []
     /// `book` is the whole hot book: durable rows not in it are removed.
     var fullBook = false
-    var meta: [(key: String, value: [UInt8])] = []
+    /// Meta records to write; `nil`: removed from the hot store (the guard trip, once cleared).
+    var meta: [(key: String, value: [UInt8]?)] = []
     /// The hot store had more rows than one round takes.
     var more = false
 
@@ -25,7 +26,7 @@ extension GateStore {
     /// The meta keys the replicator carries over. Not the kill switch: only `heatgate kill` writes it, to
     /// both stores, durable first; a copy from the hot store could put back a value older than the one the
     /// CLI has just made durable.
-    static let replicatedMeta = ["schema", "seq", "event_seq", "equity"]
+    static let replicatedMeta = ["schema", "seq", "event_seq", "equity", "guard_trip"]
 
     /// What the durable store (whose last journal `seq` and event id are given) lacks, from one snapshot
     /// of this (hot) store: at most `limit` journal rows and as many events.
@@ -56,7 +57,9 @@ extension GateStore {
                     }
                 }
                 for key in Self.replicatedMeta {
-                    if let v = try txn.getBytes(meta, key) { c.meta.append((key, v)) }
+                    let v = try txn.getBytes(meta, key)
+                    // Only the guard trip is ever removed; the others are absent only in a new store.
+                    if v != nil || key == "guard_trip" { c.meta.append((key, v)) }
                 }
             }
         }
@@ -104,7 +107,9 @@ extension GateStore {
         for (symbol, row) in c.book {
             if let row { try txn.put(book, symbol, row) } else { _ = try txn.delete(book, symbol) }
         }
-        for (key, value) in c.meta { try txn.put(meta, key, value) }
+        for (key, value) in c.meta {
+            if let value { try txn.put(meta, key, value) } else { _ = try txn.delete(meta, key) }
+        }
     }
 
     /// The last journal `seq` and event id.

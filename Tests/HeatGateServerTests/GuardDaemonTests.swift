@@ -65,13 +65,33 @@ import Testing
         try c.send([proposal("after-reload")])
         #expect(try c.decisions(1).first?.json["mode"]?.string == "shadow")
 
+        // Nor does a restart, a kill -9 included: the trip is in the store.
+        let beforeRestart = try ledgerLines(d).count
+        d.stop(signal: SIGKILL)
+        try d.start()
+        var c2 = try GateClientSockets(ingest: d.ingest, publish: d.publish)
+        _ = try c2.awaitHeartbeat()
+        try c2.send([proposal("after-restart")])
+        #expect(try c2.decisions(1).first?.json["mode"]?.string == "shadow")
+        #expect(try JSON.parse(try d.cli(["status", "--json"]).stdout)["guard_tripped"]?.string == "downgrade_share")
+        let afterRestart = try ledgerLines(d).map { $0["operation"]?.string ?? "?" }
+        #expect(afterRestart.count == beforeRestart, "the restored trip is not recorded again: \(afterRestart)")
+
         // An operator does, and the guard is armed again with empty counters.
         try enforce(d)
         #expect(metricValue(d.metrics(), #"p26_guard_tripped{reason="downgrade_share"}"#) == 0)
-        try c.send((1...5).map { proposal("again-\($0)") })
-        #expect(try c.decisions(5).allSatisfy { $0.json["mode"]?.string == "enforce" })
+        try c2.send((1...5).map { proposal("again-\($0)") })
+        #expect(try c2.decisions(5).allSatisfy { $0.json["mode"]?.string == "enforce" })
+        // ... and that sticks across a restart too.
+        d.stop()
+        try d.start()
+        c2 = try GateClientSockets(ingest: d.ingest, publish: d.publish)
+        _ = try c2.awaitHeartbeat()
+        try c2.send([proposal("after-second-restart")])
+        #expect(try c2.decisions(1).first?.json["mode"]?.string == "enforce")
         d.stop()
         #expect(d.log.contains("GUARD ROLLBACK enforce -> shadow: downgrade_share"))
+        #expect(d.log.contains("the rollback guard tripped before this start"))
     }
 
     @Test func aNormalSequenceStaysInEnforce() throws {
