@@ -21,6 +21,7 @@ final class ActivationTests {
             # HeatGate under test
             P26_MODE=shadow   # shadow until the report says otherwise
             P26_STATE_DIR=\(dir.path)/state
+            P26_RUN_DIR=\(dir.path)/run
             P26_INGEST_ENDPOINT=ipc://\(dir.path)/in.sock
             P26_PUBLISH_ENDPOINT=ipc://\(dir.path)/pub.sock
             P26_METRICS_BIND=127.0.0.1

@@ -128,6 +128,8 @@ public func metricValue(_ text: String, _ sample: String) -> Double? {
 /// A real `heatgate run` in a temporary directory, with `ipc://` endpoints and a free metrics port.
 public final class DaemonProcess: @unchecked Sendable {
     public let dir: TemporaryDirectory
+    /// Holds the hot store's directory (`<hot>/run`).
+    public let hot: TemporaryDirectory
     public var settings: [String: String]
     public let metricsPort: Int
     var process: Process?
@@ -141,11 +143,15 @@ public final class DaemonProcess: @unchecked Sendable {
     ///   - configFile: when given, written to `<dir>/heatgate.env` and passed with `--config`.
     public init(settings: [String: String] = [:], configFile: String? = nil) {
         dir = TemporaryDirectory("hg-daemon")
+        // The hot store on tmpfs, as the gate keeps it (on a disk, MDB_WRITEMAP pages wait on writeback),
+        // in a directory of its own that goes with this object.
+        var isDir: ObjCBool = false
+        let shm = FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDir) && isDir.boolValue
+        hot = TemporaryDirectory("hg-daemon-run", base: shm ? "/dev/shm" : "/tmp")
         metricsPort = freePort()
         self.settings = [
             "P26_STATE_DIR": "\(dir.path)/state",
-            // In the test's own directory, removed with it (the default would be on /dev/shm).
-            "P26_RUN_DIR": "\(dir.path)/run",
+            "P26_RUN_DIR": "\(hot.path)/run",
             "P26_INGEST_ENDPOINT": "ipc://\(dir.path)/ingest.sock",
             "P26_PUBLISH_ENDPOINT": "ipc://\(dir.path)/publish.sock",
             "P26_CONTROL_ENDPOINT": "ipc://\(dir.path)/control.sock",

@@ -72,8 +72,9 @@ public final class EngineHarness {
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
-    public init(_ prefix: String = "heatgate-test") {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    /// - Parameter base: where to make it (`/tmp`; `/dev/shm` for a hot store, as the gate keeps it).
+    public init(_ prefix: String = "heatgate-test", base: String = "/tmp") {
+        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
         path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
