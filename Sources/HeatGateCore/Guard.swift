@@ -101,6 +101,10 @@ struct GuardCounters {
     /// The current slot's counts, kept out of the slot arrays until the slot ends.
     var curFull: Int32 = 0
     var curDown: Int32 = 0
+    /// Downgrades still to come before the share limit could be passed; at 0 the next one is judged in full.
+    var untilCheck: Int32 = 0
+    /// `untilCheck` when the share can never be passed.
+    static let neverCheck: Int32 = 1_000_000_000
     /// When the inputs turned unusable, or `nan` while they are usable.
     var badSince = Double.nan
     /// When the guard began to watch (the first enforce decision since a reset).
@@ -138,6 +142,7 @@ struct GuardCounters {
         down = 0
         curFull = 0
         curDown = 0
+        untilCheck = 0
         badSince = .nan
         armedAt = .nan
         ringStart = 0
@@ -219,25 +224,68 @@ struct GuardCounters {
 
 extension Engine {
     /// Watches one enforce-mode decision; trips the guard when a limit is passed. After a trip the policy
-    /// is shadow from the next proposal on. The common case (same slot, no kept-loss limit) is a few
-    /// increments and one comparison; the rest is out of line.
+    /// is shadow from the next proposal on.
+    ///
+    /// The common case (the same slot, no kept-loss limit, no share check due) is two comparisons of the
+    /// clock and up to three counter updates, with no call and no floating-point arithmetic; everything
+    /// else is out of line, given only the few fields it reads so the decision is never copied to memory.
     @inline(__always)
     func guardObserve(_ d: Decision, _ p: Proposal, now: Double) {
-        if now >= guardCounters.slotEnd || now < guardCounters.slotStart { guardNewSlot(now) }
-        guard p.action == .fullClose && d.reason != .killSwitch && d.reason != .proposalStale else { return }
-        guardCounters.curFull &+= 1
-        if d.downgraded {
+        let counted = p.action == .fullClose && d.reason != .killSwitch && d.reason != .proposalStale
+        if now < guardCounters.slotEnd && now >= guardCounters.slotStart && !(policy.guardSettings.maxKeptLossUSD > 0) {
+            guard counted else { return }
+            guardCounters.curFull &+= 1
+            guard d.downgraded else { return }
             guardCounters.curDown &+= 1
-            let full = guardCounters.full &+ Int(guardCounters.curFull)
-            let s = policy.guardSettings
-            if full >= s.minFullCloses
-                && Double(guardCounters.down &+ Int(guardCounters.curDown)) > s.maxDowngradeShare * Double(full)
-            {
-                trip(.downgradeShare, seq: d.seq, now: now)
-                return
-            }
+            guardCounters.untilCheck &-= 1
+            if guardCounters.untilCheck <= 0 { _ = guardShareTripped(seq: d.seq, now: now) }
+            return
         }
-        if policy.guardSettings.maxKeptLossUSD > 0 { guardKeptLoss(d, now: now) }
+        guardObserveSlow(
+            counted: counted, downgradedTo: d.downgraded ? d.calibrated : nil, symbolId: d.symbolId, seq: d.seq,
+            now: now)
+    }
+
+    /// ``guardObserve(_:_:now:)`` when the slot changes or the kept-loss limit is set.
+    @inline(never)
+    func guardObserveSlow(counted: Bool, downgradedTo: Action?, symbolId: Int32, seq: UInt64, now: Double) {
+        if now >= guardCounters.slotEnd || now < guardCounters.slotStart { guardNewSlot(now) }
+        guard counted else { return }
+        guardCounters.curFull &+= 1
+        if downgradedTo != nil {
+            guardCounters.curDown &+= 1
+            if guardShareTripped(seq: seq, now: now) { return }
+        }
+        if policy.guardSettings.maxKeptLossUSD > 0 {
+            guardKeptLoss(downgradedTo: downgradedTo, symbolId: symbolId, seq: seq, now: now)
+        }
+    }
+
+    /// The downgrade-share limit, judged after a downgrade: trips when the window holds at least
+    /// `minFullCloses` full closes and more than `maxDowngradeShare` of them were downgraded. When it does
+    /// not, counts how many more downgrades must come before it could (`untilCheck`), so the decisions in
+    /// between only count.
+    @inline(never)
+    func guardShareTripped(seq: UInt64, now: Double) -> Bool {
+        let s = policy.guardSettings
+        let full = guardCounters.full &+ Int(guardCounters.curFull)
+        let down = guardCounters.down &+ Int(guardCounters.curDown)
+        if full >= s.minFullCloses && Double(down) > s.maxDowngradeShare * Double(full) {
+            trip(.downgradeShare, seq: seq, now: now)
+            return true
+        }
+        // k more downgrades (and any number of full closes kept whole, which only lower the share) pass the
+        // share once down + k > share·(full + k), that is k > (share·full − down) / (1 − share). Two fewer
+        // than that allow for rounding; a share of 1 is never passed.
+        let share = s.maxDowngradeShare
+        if share >= 1 {
+            guardCounters.untilCheck = GuardCounters.neverCheck
+        } else {
+            let k = (share * Double(full) - Double(down)) / (1 - share)
+            guardCounters.untilCheck =
+                !(k >= 2) ? 1 : k >= Double(GuardCounters.neverCheck) ? GuardCounters.neverCheck : Int32(k) - 1
+        }
+        return false
     }
 
     /// Moves the window to the slot of `now`.
@@ -248,24 +296,26 @@ extension Engine {
         guardCounters.advance(slot)
         guardCounters.slotStart = Double(slot) / guardCounters.slotScale
         guardCounters.slotEnd = Double(slot + 1) / guardCounters.slotScale
+        // Slots that left the window may have lowered the share: judge the next downgrade in full.
+        guardCounters.untilCheck = 0
     }
 
     /// The kept-loss limit: records a priced downgrade, drops those older than the window, and trips when
     /// the kept parts lose more than the limit.
     @inline(never)
-    func guardKeptLoss(_ d: Decision, now: Double) {
+    func guardKeptLoss(downgradedTo: Action?, symbolId: Int32, seq: UInt64, now: Double) {
         let s = policy.guardSettings
-        if d.downgraded, let c = d.calibrated {
-            let st = states[Int(d.symbolId)]
+        if let c = downgradedTo {
+            let st = states[Int(symbolId)]
             let kept = Double(max(0, 100 - c.exitPercent)) / 100
             if st.price > 0 && st.price.isFinite && st.notional != 0 {
                 guardCounters.addKept(
-                    GuardCounters.Kept(symbolId: d.symbolId, entry: st.price, kept: kept * st.notional, ts: now, pnl: 0)
+                    GuardCounters.Kept(symbolId: symbolId, entry: st.price, kept: kept * st.notional, ts: now, pnl: 0)
                 )
             }
         }
         guardCounters.expireKept(before: now - s.windowSec)
-        if guardCounters.keptPnL < -s.maxKeptLossUSD { trip(.keptLoss, seq: d.seq, now: now) }
+        if guardCounters.keptPnL < -s.maxKeptLossUSD { trip(.keptLoss, seq: seq, now: now) }
     }
 
     /// Whether the inputs have been unusable for longer than the limit; called before each enforce-mode

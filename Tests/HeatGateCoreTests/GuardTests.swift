@@ -162,4 +162,44 @@ import Testing
         #expect(h.decide(close("d10"))?["mode"]?.string == "enforce")
         #expect(h.engine.guardTrip != nil)
     }
+
+    /// The share limit is judged only when a downgrade could pass it (`untilCheck`): random mixes of kept
+    /// and downgraded full closes, over several slots, trip exactly where judging every decision would.
+    @Test func theShareTripsWhereJudgingEveryDecisionWould() throws {
+        for share in ["0", "0.3", "0.6", "0.75", "0.9", "1"] {
+            for seed in UInt64(1)...12 {
+                let h = EngineHarness(try config([("P26_GUARD_MAX_DOWNGRADE_SHARE", share)]))
+                let limit = Double(share)!
+                h.send(Self.equity)
+                var rng = seed &* 0x9E37_79B9_7F4A_7C15
+                var full = 0
+                var down = 0
+                var tripAt: Int?
+                for i in 1...300 {
+                    // SplitMix64; the chance of a downgrade rises from 10 % to 100 % over the first 60 closes.
+                    rng &+= 0x9E37_79B9_7F4A_7C15
+                    var z = rng
+                    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                    z ^= z >> 31
+                    let cold = Double(z >> 11) / Double(1 << 53) < 0.1 + 0.9 * min(1, Double(i) / 60)
+                    h.now += 0.15  // 45 s in all: several slots, none leaves the 64 s window
+                    h.send(cold ? Self.cold : Self.hot)
+                    let mode = h.decide(close("r\(seed)-\(i)"))?["mode"]?.string
+                    #expect(mode == (tripAt == nil ? "enforce" : "shadow"), "share \(share) seed \(seed) #\(i)")
+                    guard tripAt == nil else { continue }
+                    full += 1
+                    if cold { down += 1 }
+                    if cold && full >= 10 && Double(down) > limit * Double(full) { tripAt = i }
+                }
+                let trip = h.engine.guardTrip
+                // Every share below 1 is passed before the end; a share of 1 never is.
+                #expect((tripAt != nil) == (limit < 1), "share \(share) seed \(seed)")
+                #expect((trip == nil) == (tripAt == nil), "share \(share) seed \(seed)")
+                if let trip, tripAt != nil {
+                    #expect(trip.reason == .downgradeShare && trip.fullCloses == full && trip.downgraded == down)
+                }
+            }
+        }
+    }
 }

@@ -18,14 +18,42 @@ let smoke = getenv("HEATGATE_BENCH_SMOKE") != nil
 let bookSize = 10_000
 
 /// An engine holding a COLD book of `bookSize` positions and fresh equity.
-func makeEngine(now: Double) -> Engine {
-    let engine = Engine(policy: Policy(GateConfig()))
+func makeEngine(now: Double, config: GateConfig = GateConfig()) -> Engine {
+    let engine = Engine(policy: Policy(config))
     for message in Workload.book(Workload.symbols(bookSize), now: now) {
         let bytes = Array(message.utf8)
         let outcome = bytes.withUnsafeBytes { engine.process($0, now: now) }
         guard case .state = outcome else { fatalError("setup message refused: \(outcome)") }
     }
     return engine
+}
+
+/// P1's loop on an engine in enforce mode, with the rollback guard on or off and nothing else different.
+func guardLoop(_ benchmark: Benchmark, guardOn: Bool) {
+    let now = wallClock()
+    var config = GateConfig()
+    for (k, v) in [
+        ("P26_MODE", "enforce"), ("P26_GUARD_ENABLED", guardOn ? "true" : "false"),
+        ("P26_GUARD_MAX_DOWNGRADE_SHARE", "1"), ("P26_GUARD_MAX_INPUTS_BAD_SEC", "86400"),
+    ] {
+        try! config.set(k, v)
+    }
+    let engine = makeEngine(now: now, config: config)
+    var frame = ProposalFrame(run: "p1", symbol: "BTCUSDT")
+    frame.fill(index: 0, intendedNanos: 0, epoch: now)
+    let parsed = frame.bytes.withUnsafeBytes { engine.process($0, now: now) }
+    guard case .decision(_, var proposal) = parsed else { fatalError("not a decision: \(parsed)") }
+    var key: UInt64 = 1
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        proposal.planKey = key
+        key &+= 0x9E37_79B9_7F4A_7C15
+        blackHole(engine.decide(proposal, now: now))
+    }
+    benchmark.stopMeasurement()
+    let last = engine.decide(proposal, now: now)
+    precondition(last.mode == .enforce && last.downgraded, "not an enforce-mode downgrade: \(last)")
+    precondition(engine.guardTrip == nil, "the guard tripped: the benchmark measured shadow decisions")
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -55,6 +83,17 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(engine.decide(proposal, now: now))
         }
         benchmark.stopMeasurement()
+    }
+
+    // The rollback guard's cost: P1 in enforce mode with the guard off, and the same engine with it on,
+    // every decision a downgrade it counts, set never to trip (a share of 1 cannot be exceeded, so the share
+    // is not judged again after the first decisions: bench/README.md, "The guard's cost"). Only
+    // `P26_GUARD_ENABLED` differs; the difference of the two is the guard's cost a decision.
+    Benchmark("P1 decide, enforce, guard off") { benchmark in
+        guardLoop(benchmark, guardOn: false)
+    }
+    Benchmark("P1 decide, enforce, guard on (every decision counted)") { benchmark in
+        guardLoop(benchmark, guardOn: true)
     }
 
     // The same, with one plan key throughout: the dedupe cache stays in L1. The difference to P1 is the
