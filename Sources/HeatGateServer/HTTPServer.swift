@@ -150,6 +150,8 @@ public struct ServerError: Error, CustomStringConvertible {
 final class ThreadBox: @unchecked Sendable {
     let name: String
     let body: () -> Void
+    /// Set by the new thread once it carries its name.
+    let named = Atomic<Bool>(false)
     init(_ name: String, _ body: @escaping () -> Void) {
         self.name = name
         self.body = body
@@ -168,16 +170,20 @@ func nameThisThread(_ name: String) {
 
 /// Starts a named POSIX thread (the loop and helpers are plain threads: no executor hops on the hot path).
 public func startThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    let box = Unmanaged.passRetained(ThreadBox(name, body))
+    let holder = ThreadBox(name, body)
+    let box = Unmanaged.passRetained(holder)
     var t = pthread_t()
     let rc = pthread_create(
         &t, nil,
         { raw in
             let box = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
             nameThisThread(box.name)
+            box.named.store(true, ordering: .releasing)
             box.body()
             return nil
         }, box.toOpaque())
     precondition(rc == 0, "pthread_create failed: \(rc)")
+    // Returns once the thread carries its name (microseconds), so `top -H` and tests see it at once.
+    while !holder.named.load(ordering: .acquiring) { sched_yield() }
     return t
 }

@@ -289,7 +289,7 @@ struct Tail: ParsableCommand {
         o.heartbeatInterval = .milliseconds(Int64(max(config.heartbeatSec, 0.001) * 1000))
         o.missedHeartbeats = config.heartbeatSec > 0 ? 3 : 0
         let sub = try DecisionSubscriber(
-            publishEndpoint: config.publishEndpoint, stateDir: config.stateDir,
+            publishEndpoint: config.publishEndpoint, stateDir: config.stateDir, runDir: config.runDir,
             start: from.map { .after($0 - 1) } ?? .latest, options: o)
         var gaps = GapReport()
         var printed = 0

@@ -28,12 +28,7 @@ import ZeroMQ
         return out
     }
 
-    func started(_ d: DaemonProcess) throws -> GateClientSockets {
-        try d.start()
-        let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
-        _ = try c.awaitHeartbeat()
-        return c
-    }
+    func started(_ d: DaemonProcess) throws -> GateClientSockets { try d.startedWithClient() }
 
     /// Items 4 and 5: repeats are keyed on symbol + plan_id + action; a repeat under the kill switch is held.
     @Test func repeatsAreKeyedOnSymbolPlanAndActionAndTheSwitchHoldsThem() throws {

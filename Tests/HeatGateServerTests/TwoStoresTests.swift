@@ -13,12 +13,7 @@ import Testing
 @Suite(.serialized) struct TwoStoresTests {
     static let cold = Array(example[0...1])
 
-    func started(_ d: DaemonProcess) throws -> GateClientSockets {
-        try d.start()
-        let c = try GateClientSockets(ingest: d.ingest, publish: d.publish)
-        _ = try c.awaitHeartbeat()
-        return c
-    }
+    func started(_ d: DaemonProcess) throws -> GateClientSockets { try d.startedWithClient() }
 
     @Test func aRebootRebuildsTheHotStoreFromTheDurableOne() throws {
         let d = DaemonProcess(settings: ["P26_MODE": "enforce", "P26_LOG_LEVEL": "notice"])

@@ -182,6 +182,14 @@ public final class DaemonProcess: @unchecked Sendable {
         return env
     }
 
+    /// Starts the daemon and returns a producer/subscriber pair that has seen its first heartbeat.
+    public func startedWithClient() throws -> GateClientSockets {
+        try start()
+        let c = try GateClientSockets(ingest: ingest, publish: publish)
+        _ = try c.awaitHeartbeat()
+        return c
+    }
+
     /// Starts the daemon and waits until `/readyz` answers 200.
     public func start(timeout: Double = 15) throws {
         let p = Process()

@@ -39,6 +39,15 @@ func guardLoop(_ benchmark: Benchmark, guardOn: Bool) {
         try! config.set(k, v)
     }
     let engine = makeEngine(now: now, config: config)
+    let proposal = decideLoop(benchmark, engine, now: now)
+    let last = engine.decide(proposal, now: now)
+    precondition(last.mode == .enforce && last.downgraded, "not an enforce-mode downgrade: \(last)")
+    precondition(engine.guardTrip == nil, "the guard tripped: the benchmark measured shadow decisions")
+}
+
+/// P1's measured loop: decides one parsed proposal with a distinct plan key each time, as in production
+/// (the dedupe cache insert touches a different line each time). Returns the proposal, for checks after.
+func decideLoop(_ benchmark: Benchmark, _ engine: Engine, now: Double) -> Proposal {
     var frame = ProposalFrame(run: "p1", symbol: "BTCUSDT")
     frame.fill(index: 0, intendedNanos: 0, epoch: now)
     let parsed = frame.bytes.withUnsafeBytes { engine.process($0, now: now) }
@@ -51,9 +60,7 @@ func guardLoop(_ benchmark: Benchmark, guardOn: Bool) {
         blackHole(engine.decide(proposal, now: now))
     }
     benchmark.stopMeasurement()
-    let last = engine.decide(proposal, now: now)
-    precondition(last.mode == .enforce && last.downgraded, "not an enforce-mode downgrade: \(last)")
-    precondition(engine.guardTrip == nil, "the guard tripped: the benchmark measured shadow decisions")
+    return proposal
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -70,19 +77,7 @@ let benchmarks: @Sendable () -> Void = {
     // cache insert touches a different line each time).
     Benchmark("P1 decide (parsed proposal, 10k positions)") { benchmark in
         let now = wallClock()
-        let engine = makeEngine(now: now)
-        var frame = ProposalFrame(run: "p1", symbol: "BTCUSDT")
-        frame.fill(index: 0, intendedNanos: 0, epoch: now)
-        let parsed = frame.bytes.withUnsafeBytes { engine.process($0, now: now) }
-        guard case .decision(_, var proposal) = parsed else { fatalError("not a decision: \(parsed)") }
-        var key: UInt64 = 1
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            proposal.planKey = key
-            key &+= 0x9E37_79B9_7F4A_7C15
-            blackHole(engine.decide(proposal, now: now))
-        }
-        benchmark.stopMeasurement()
+        _ = decideLoop(benchmark, makeEngine(now: now), now: now)
     }
 
     // The rollback guard's cost: P1 in enforce mode with the guard off, and the same engine with it on,
