@@ -94,11 +94,11 @@ public final class DecisionLookup: Sendable {
     ///     daemon's growth through `MDB_MAP_RESIZED` either way.
     ///   - opening: ``Opening/now`` (the default) or ``Opening/lazily``.
     /// - Throws: ``StoreError`` when opening now and there is no readable store there.
-    ///   - runDir: `P26_RUN_DIR` of the gate; `nil` derives it from `stateDir` as the gate does
-    ///     (``StorePaths/defaultRunDir(stateDir:shm:)``).
+    ///   - runDir: `P26_RUN_DIR` of the gate; `nil` takes the one the gate last ran with
+    ///     (`<stateDir>/run_dir`), else derives it as the gate does (``StorePaths/readerRunDir(stateDir:)``).
     public init(stateDir: String, runDir: String? = nil, mapSizeMB: Int = 0, opening: Opening = .now) throws {
         self.stateDir = stateDir
-        self.runDir = runDir ?? StorePaths.defaultRunDir(stateDir: stateDir)
+        self.runDir = runDir ?? StorePaths.readerRunDir(stateDir: stateDir)
         self.mapSizeMB = mapSizeMB
         if opening == .now {
             do {

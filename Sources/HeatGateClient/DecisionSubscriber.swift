@@ -95,7 +95,8 @@ public struct SubscriberError: Error, CustomStringConvertible, Equatable {
 /// thread of its own and hand decisions on, or call it from the Apply Layer's loop.
 ///
 /// ```swift
-/// let store = try DecisionLookup(stateDir: "/var/lib/quantum-portfolio-heat-gate", opening: .lazily)
+/// let store = try DecisionLookup(
+///     stateDir: "/var/lib/quantum-portfolio-heat-gate", runDir: "/run/quantum-portfolio-heat-gate", opening: .lazily)
 /// let sub = try DecisionSubscriber(publishEndpoint: "tcp://127.0.0.1:5557", store: store, start: .after(saved))
 /// while running {
 ///     switch try sub.next(timeout: .seconds(1)) {

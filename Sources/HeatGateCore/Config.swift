@@ -123,6 +123,9 @@ public struct GateConfig: Equatable, Sendable {
     public var runDirSetting: String?
     /// The hot store's directory (SPEC §5): `P26_RUN_DIR`, else ``StorePaths/defaultRunDir(stateDir:)``.
     public var runDir: String { runDirSetting ?? StorePaths.defaultRunDir(stateDir: stateDir) }
+    /// The hot store's directory for the CLI's readers: `P26_RUN_DIR`, else the one the gate last ran with
+    /// (`<state dir>/run_dir`), else the default.
+    public var readerRunDir: String { runDirSetting ?? StorePaths.readerRunDir(stateDir: stateDir) }
     public var ingestEndpoint = "tcp://127.0.0.1:5556"
     public var publishEndpoint = "tcp://127.0.0.1:5557"
     /// `nil` means `ipc://<state dir>/control.sock`.

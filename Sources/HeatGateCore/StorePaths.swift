@@ -20,6 +20,26 @@ public enum StorePaths {
         return shm + "/" + name
     }
 
+    /// The file in the state directory that names the run dir the gate runs with (its first line).
+    public static let pointerFile = "run_dir"
+
+    /// The hot store's directory for a reader that knows only the state directory: the one the gate last
+    /// ran with (``pointerFile``), else the default.
+    public static func readerRunDir(stateDir: String) -> String {
+        let fd = open(stateDir + "/" + pointerFile, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            defer { close(fd) }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &buf, buf.count)
+            if n > 0 {
+                let line = String(decoding: buf[0..<n].prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+                    .trimmingBlanks()
+                if !line.isEmpty { return line }
+            }
+        }
+        return defaultRunDir(stateDir: stateDir)
+    }
+
     /// `realpath` of an existing path; otherwise the path made absolute against the working directory,
     /// with `.`, `..` and repeated slashes removed (Python's `os.path.realpath` does the same).
     public static func absolutePath(_ path: String) -> String {

@@ -327,6 +327,8 @@ public final class Daemon {
         } catch {
             throw ServerError("\(error) (P26_RUN_DIR)")
         }
+        // Readers that know only the state directory find the hot store through this file.
+        writePointer(runDir, in: config.stateDir)
         let boot = StorePaths.bootId()
         var why: String?
         if access(runDir + "/data.mdb", F_OK) != 0 {
@@ -369,6 +371,25 @@ public final class Daemon {
             return try Gate(config: config, store: hot, durableStore: durable, metrics: metrics, now: wallClock())
         } catch {
             throw ServerError("cannot restore from the stores in \(runDir) and \(config.stateDir): \(error)")
+        }
+    }
+
+    /// Writes `<state dir>/run_dir` (the run dir and a newline) by rename, mode 0640, when it changed.
+    func writePointer(_ runDir: String, in stateDir: String) {
+        let path = stateDir + "/" + StorePaths.pointerFile
+        guard StorePaths.readerRunDir(stateDir: stateDir) != runDir || access(path, F_OK) != 0 else { return }
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            logger.warning("cannot write \(path): readers without P26_RUN_DIR derive the run dir", [:])
+            return
+        }
+        let bytes = Array((runDir + "\n").utf8)
+        let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
+        close(fd)
+        if !ok || rename(tmp, path) != 0 {
+            unlink(tmp)
+            logger.warning("cannot write \(path): readers without P26_RUN_DIR derive the run dir", [:])
         }
     }
 

@@ -109,7 +109,7 @@ struct Kill: ParsableCommand {
         let before = try? store.killSwitch()
         let switchState = KillSwitchState(on: on, reason: reason, ts: Date().timeIntervalSince1970)
         try store.setKillSwitch(switchState)
-        let runDir = config.runDir
+        let runDir = config.readerRunDir
         var st = stat()
         if stat(runDir + "/data.mdb", &st) == 0 {
             do {
@@ -188,7 +188,7 @@ struct Get: ParsableCommand {
         let config = try options.load()
         let lookup: DecisionLookup
         do {
-            lookup = try DecisionLookup(stateDir: config.stateDir, runDir: config.runDir)
+            lookup = try DecisionLookup(stateDir: config.stateDir, runDir: config.readerRunDir)
         } catch {
             print("no_decision")
             printError("no readable store in \(config.stateDir): \(error)")
@@ -210,7 +210,7 @@ struct Get: ParsableCommand {
         } catch {
             // No hot store and the durable kill switch off: execute the proposal as it stands.
             print("no_decision")
-            printError("no readable hot store in \(config.runDir) (P26_RUN_DIR): \(error)")
+            printError("no readable hot store in \(config.readerRunDir) (P26_RUN_DIR): \(error)")
             throw ExitCode(3)
         }
         switch resolution {
@@ -289,7 +289,7 @@ struct Tail: ParsableCommand {
         o.heartbeatInterval = .milliseconds(Int64(max(config.heartbeatSec, 0.001) * 1000))
         o.missedHeartbeats = config.heartbeatSec > 0 ? 3 : 0
         let sub = try DecisionSubscriber(
-            publishEndpoint: config.publishEndpoint, stateDir: config.stateDir, runDir: config.runDir,
+            publishEndpoint: config.publishEndpoint, stateDir: config.stateDir, runDir: config.readerRunDir,
             start: from.map { .after($0 - 1) } ?? .latest, options: o)
         var gaps = GapReport()
         var printed = 0

@@ -1,4 +1,5 @@
 import Foundation
+import HeatGateClient
 import HeatGateCore
 import HeatGateStore
 import HeatGateTestSupport
@@ -91,6 +92,29 @@ import Testing
         second.stop()
         #expect(
             second.log.contains("was made for \(StorePaths.absolutePath(first.stateDir))"), "\(second.log.suffix(600))")
+    }
+
+    /// The package sets `P26_RUN_DIR=/run/…`, which is not the default: a reader given only the state
+    /// directory (an Apply Layer, `heatgate get` without the config) finds it through `<state>/run_dir`.
+    @Test func aReaderWithOnlyTheStateDirectoryFindsTheHotStore() throws {
+        let d = DaemonProcess(settings: ["P26_MODE": "enforce"])
+        let c = try started(d)
+        try c.send(Self.cold + [proposal("p1")])
+        _ = try c.decisions(1)
+        #expect(d.runDir != StorePaths.defaultRunDir(stateDir: d.stateDir))
+        let pointer = try String(contentsOfFile: d.stateDir + "/run_dir", encoding: .utf8)
+        #expect(pointer == d.runDir + "\n")
+        let lookup = try DecisionLookup(stateDir: d.stateDir)
+        #expect(lookup.runDir == d.runDir)
+        let r = try lookup.lookup(
+            symbol: "ETHUSDT", planId: "p1", action: "FULL_CLOSE", now: Date().timeIntervalSince1970)
+        #expect(r.action(original: "FULL_CLOSE") == "PARTIAL_25", "\(r)")
+        var env = d.environment
+        env["P26_RUN_DIR"] = nil
+        let get = try runCommand(
+            HeatGateBinary.path, ["get", "ETHUSDT", "--plan-id", "p1", "--action", "FULL_CLOSE"], environment: env)
+        #expect(get.status == 0, "\(get.stdout) \(get.stderr)")
+        d.stop()
     }
 
     @Test func twoDaemonsCannotShareARunDirectory() throws {

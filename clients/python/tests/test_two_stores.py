@@ -459,3 +459,19 @@ def test_the_doc_shows_exactly_this_module():
         code = f.read()
     blocks = re.findall(r"<!-- begin clients/python/src/heatgate/stores.py -->\n```python\n(.*?)```\n", doc, re.S)
     assert blocks == [code]
+
+
+def test_the_run_dir_the_gate_wrote_beside_its_state_dir_wins_over_the_default(tmp_path, monkeypatch):
+    """The package's P26_RUN_DIR is not the default: the daemon names it in <state>/run_dir for readers."""
+    monkeypatch.delenv("P26_RUN_DIR", raising=False)
+    state = tmp_path / "state"
+    state.mkdir()
+    assert run_dir(state) == default_run_dir(state)
+    (state / "run_dir").write_text("/run/quantum-portfolio-heat-gate\n")
+    assert run_dir(state) == "/run/quantum-portfolio-heat-gate"
+    monkeypatch.setenv("P26_RUN_DIR", str(tmp_path / "env"))
+    assert run_dir(state) == str(tmp_path / "env")
+    assert run_dir(state, tmp_path / "arg") == str(tmp_path / "arg")
+    (state / "run_dir").write_text("\n")
+    monkeypatch.delenv("P26_RUN_DIR")
+    assert run_dir(state) == default_run_dir(state)

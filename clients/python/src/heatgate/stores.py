@@ -45,10 +45,19 @@ def default_run_dir(state_dir: Path, shm: str = "/dev/shm") -> str:
 
 def run_dir(state_dir: Path, run_dir: Optional[Path] = None) -> str:
     """The hot store's directory: `run_dir` when given, else `P26_RUN_DIR` when set and not empty, else the
-    default for `state_dir`."""
+    one the gate last ran with (its first line of `<state_dir>/run_dir`), else the default for `state_dir`."""
     if run_dir is not None and os.fspath(run_dir):
         return os.fspath(run_dir)
-    return os.environ.get("P26_RUN_DIR") or default_run_dir(state_dir)
+    if os.environ.get("P26_RUN_DIR"):
+        return os.environ["P26_RUN_DIR"]
+    try:
+        with open(os.path.join(os.fspath(state_dir), "run_dir"), encoding="utf-8") as f:
+            named = f.readline().strip()
+        if named:
+            return named
+    except OSError:
+        pass
+    return default_run_dir(state_dir)
 
 
 def same_dir(a: Path, b: Path) -> bool:
