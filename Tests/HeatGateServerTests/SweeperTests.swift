@@ -10,18 +10,21 @@ import Testing
 @Suite struct SweeperTests {
     static let start = 1_764_000_000.0
 
-    /// A gate whose store holds `expired` decisions (TTL 1 s, decided from `start` on) over 50 symbols.
+    /// A gate whose store holds `expired` decisions (TTL 1 s, decided from `start` on), one per symbol: a
+    /// symbol's new decision removes the TTL entry of the one it replaces, so each symbol has one.
     func gateWithExpired(_ expired: Int, dir: TemporaryDirectory, retention: Double = 604_800) throws -> Gate {
         var config = GateConfig()
         config.calibratedTTLSec = 1
         config.journalRetentionSec = retention
         let gate = try Gate(config: config, directory: dir.path, metrics: Metrics(), now: Self.start)
         var lines = Array(example[0...1])
-        lines += (0..<50).map { #"{"type":"position","symbol":"S\#($0)","position_notional_usd":"100","sigma":"0.1"}"# }
+        lines += (0..<max(expired, 1)).map {
+            #"{"type":"position","symbol":"S\#($0)","position_notional_usd":"100","sigma":"0.1"}"#
+        }
         try batch(gate, lines, now: Self.start)
         // One batch a millisecond: each decision gets its own TTL entry (expiry, symbol).
         for i in 0..<expired {
-            try batch(gate, [proposal("old\(i)", symbol: "S\(i % 50)")], now: Self.start + Double(i) / 1000)
+            try batch(gate, [proposal("old\(i)", symbol: "S\(i)")], now: Self.start + Double(i) / 1000)
         }
         #expect(try gate.store.counts().ttl == expired)
         return gate
@@ -87,12 +90,24 @@ import Testing
         #expect(counts.latest == 0, "every symbol's latest decision had expired")
         #expect(counts.journal == 0, "past retention")
         #expect(gate.metrics.sweptTTL.load == 300)
-        #expect(gate.metrics.sweptLatest.load == 50)
+        #expect(gate.metrics.sweptLatest.load == 300, "one symbol per decision")
         #expect(gate.metrics.sweptJournal.load == 300)
         #expect(gate.metrics.sweepNanos.load > 0)
         // The sequence survives an empty journal.
         try batch(gate, [proposal("after")], now: later)
         #expect(gate.published.map(\.seq) == [301])
+    }
+
+    /// The hot store's TTL index holds one entry per symbol, not one per decision (at 10 000/s and a 300 s
+    /// TTL that was 3 000 000 entries): a symbol's new decision removes the entry of the one it replaces.
+    @Test func aNewDecisionReplacesItsSymbolsTTLEntry() throws {
+        let dir = TemporaryDirectory("hg-sweep")
+        let gate = try gateWithExpired(10, dir: dir)
+        for i in 0..<5 {
+            try batch(gate, [proposal("again\(i)", symbol: "S0")], now: Self.start + 0.5 + Double(i) / 100)
+        }
+        #expect(try gate.store.counts().ttl == 10)
+        #expect(try gate.store.counts().journal == 15)
     }
 
     @Test func aSweepNeverRemovesAFreshDecision() throws {
