@@ -23,12 +23,19 @@ struct HGBench: ParsableCommand {
     @Option(help: "Where to write the report (default ../BENCHMARKS.md; results/smoke/BENCHMARKS.md in smoke).")
     var report: String?
     @Option(help: "Seconds of the machine probe's spin loop.") var probeSeconds: Double?
-    @Option(help: "Steps to run, comma separated, of probe,p3,p4,p5,p6,p7,p8,baseline.")
-    var only = "probe,p3,p4,p5,p6,p7,p8,baseline"
+    @Option(help: "Steps to run, comma separated, of probe,p3,p4,p5,p6,p7,p8,store2,restart,baseline.")
+    var only = "probe,p3,p4,p5,p6,p7,p8,store2,restart,baseline"
     @Option(help: "Python for the baseline.") var python = "/usr/bin/python3"
     @Option(help: "Seconds a P5 rung lasts while searching for the knee.") var p5Step: Double?
     @Option(help: "Seconds the highest rung found must then hold (SPEC: 60).") var p5Hold: Double?
     @Option(help: "P5 ladder, proposals/s, comma separated.") var p5Rates: String?
+    @Option(help: "Two stores: the base directory of the hot stores (tmpfs).") var hotBase = "/dev/shm"
+    @Option(help: "Two stores: the base directory of the durable (and old) stores, on a disk.")
+    var diskBase = "/var/tmp"
+    @Option(help: "Two stores, P3: rates (one decision per transaction), comma separated.")
+    var store2Rates = "10000,50000"
+    @Option(help: "Two stores, P3: seconds per run.") var store2Seconds = 10.0
+    @Option(help: "Two stores: runs of each kind (interleaved); medians are reported.") var store2Runs = 3
 
     func run() throws {
         installSignalHandling()
@@ -46,6 +53,12 @@ struct HGBench: ParsableCommand {
         ctx.p5Step = p5Step ?? (smoke ? 0.5 : 10)
         ctx.p5Hold = p5Hold ?? (smoke ? 0 : 60)
         if let r = p5Rates { ctx.p5Rates = r.split(separator: ",").compactMap { Double($0) } }
+        ctx.hotBase = hotBase
+        ctx.diskBase = diskBase
+        ctx.store2Rates = store2Rates.split(separator: ",").compactMap { Double($0) }
+        if smoke { ctx.store2Rates = [2000] }
+        ctx.store2Seconds = store2Seconds
+        ctx.store2Runs = store2Runs
         let started = wallClock()
         var result: [String: Any] = [
             "benchmark": "heatgate-spec-10", "smoke": smoke, "started_at_epoch_s": started,
@@ -77,6 +90,8 @@ struct HGBench: ParsableCommand {
         step("p6") { try ctx.p6() }
         step("p7") { try ctx.p7() }
         step("p8") { try ctx.p8() }
+        step("store2") { try ctx.store2() }
+        step("restart") { try ctx.restart() }
         step("baseline") { try ctx.baseline(python: python) }
         result["hotpath"] = readHotPath("\(outDir)/hotpath")
         try save()

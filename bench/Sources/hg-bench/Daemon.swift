@@ -12,6 +12,9 @@ final class DaemonProcess {
     let publish: String
     let metricsPort: Int
     let stateDir: String
+    /// The hot store's directory (`P26_RUN_DIR`): given, or a fresh one under /dev/shm removed by `stop()`.
+    let runDir: String
+    let ownsRunDir: Bool
     /// Nanoseconds from exec to the first `/readyz` 200.
     private(set) var readyNanos: UInt64 = 0
 
@@ -20,8 +23,10 @@ final class DaemonProcess {
     /// Starts the daemon.
     /// - Parameters:
     ///   - transport: `ipc` or `tcp` (127.0.0.1, free ports).
-    ///   - stateDir: the store (kept; the caller removes it).
-    init(binary: String, transport: String, dir: String, stateDir: String) throws {
+    ///   - stateDir: the durable store (kept; the caller removes it).
+    ///   - runDir: the hot store (kept; the caller removes it); `nil`: a fresh directory on /dev/shm (the
+    ///     daemon's default place, but never left behind there), removed by `stop()`.
+    init(binary: String, transport: String, dir: String, stateDir: String, runDir: String? = nil) throws {
         if transport == "ipc" {
             ingest = "ipc://\(dir)/ingest.sock"
             publish = "ipc://\(dir)/publish.sock"
@@ -31,10 +36,23 @@ final class DaemonProcess {
         }
         metricsPort = freePort()
         self.stateDir = stateDir
+        let run: String
+        if let runDir {
+            run = runDir
+        } else {
+            var template = Array("/dev/shm/hg-bench-run-XXXXXX".utf8CString)
+            guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                throw BenchError("mkdtemp in /dev/shm failed")
+            }
+            run = String(cString: p)
+        }
+        self.runDir = run
+        ownsRunDir = runDir == nil
         let args = [
             "run", "--set", "P26_INGEST_ENDPOINT=\(ingest)", "--set", "P26_PUBLISH_ENDPOINT=\(publish)",
             "--set", "P26_CONTROL_ENDPOINT=ipc://\(dir)/control.sock", "--set", "P26_METRICS_PORT=\(metricsPort)",
-            "--set", "P26_STATE_DIR=\(stateDir)", "--set", "P26_LOG_LEVEL=warning", "--set", "P26_HEARTBEAT_SEC=1",
+            "--set", "P26_STATE_DIR=\(stateDir)", "--set", "P26_RUN_DIR=\(run)", "--set", "P26_LOG_LEVEL=warning",
+            "--set", "P26_HEARTBEAT_SEC=1",
         ]
         let t0 = monotonicNanos()
         process = try spawn(binary, args, stdout: "\(dir)/daemon.out", stderr: "\(dir)/daemon.err")
@@ -50,6 +68,7 @@ final class DaemonProcess {
         }
         let err = (try? String(contentsOfFile: "\(dir)/daemon.err", encoding: .utf8)) ?? ""
         stopProcess(process)
+        if runDir == nil { removeTree(run) }
         throw BenchError("heatgate did not become ready (\(ingest)): \(err.suffix(500))")
     }
 
@@ -65,5 +84,15 @@ final class DaemonProcess {
         return sum
     }
 
-    func stop() { stopProcess(process) }
+    func stop() {
+        stopProcess(process)
+        if ownsRunDir { removeTree(runDir) }
+    }
+
+    /// `kill -9`: no shutdown of any kind; the stores stay as the process left them.
+    func kill9() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+        stopProcess(process)
+    }
 }

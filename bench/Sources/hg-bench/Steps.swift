@@ -19,6 +19,12 @@ struct Context {
     var p5Step = 10.0
     var p5Hold = 60.0
     var p5Rates: [Double] = []
+    /// Two stores (issue 17): where the hot store and the disk stores go, the P3 rates, seconds and runs.
+    var hotBase = "/dev/shm"
+    var diskBase = "/var/tmp"
+    var store2Rates: [Double] = [10_000, 50_000]
+    var store2Seconds = 10.0
+    var store2Runs = 3
 
     init(smoke: Bool, outDir: String, heatgate: String, loadgen: String, echo: String, steps: Set<String>) {
         self.smoke = smoke
@@ -33,8 +39,8 @@ struct Context {
     var bookSize: Int { smoke ? 1000 : 10_000 }
     var records: Int { smoke ? 5000 : 1_000_000 }
 
-    func tempDir(_ tag: String) throws -> String {
-        var template = Array("/tmp/hg-bench-\(tag)-XXXXXX".utf8CString)
+    func tempDir(_ tag: String, base: String = "/tmp") throws -> String {
+        var template = Array("\(base)/hg-bench-\(tag)-XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw BenchError("mkdtemp failed")
         }
@@ -125,6 +131,7 @@ struct Context {
             result["sweep_seconds_during_run"] = sweepSeconds
             if swept > 0 { result["sweep_us_per_ttl_entry"] = sweepSeconds / swept * 1e6 }
             result["store_bytes"] = diskBytes("\(daemon.stateDir)/data.mdb")
+            result["hot_store_bytes"] = diskBytes("\(daemon.runDir)/data.mdb")
         }
         if let duringResult { result["during"] = duringResult }
         log(
@@ -298,6 +305,144 @@ struct Context {
             "store": built, "exec_to_readyz_ms": times, "median_ms": times.sorted()[times.count / 2],
             "max_ms": times.max() ?? 0, "poll_interval_ms": 0.5,
         ]
+    }
+
+    // MARK: Two stores (issue 17)
+
+    /// P3 on the two stores against the old single store, interleaved run by run at each rate; then the
+    /// daemon under sustained load (10 000/s over ipc, the book of ``bookSize``): its anonymous RSS and
+    /// the hot store's allocated size (P6).
+    func store2() throws -> Any {
+        let runs = smoke ? 1 : store2Runs
+        let seconds = smoke ? 0.2 : store2Seconds
+        var all: [[String: Any]] = []
+        for run in 0..<runs {
+            for rate in store2Rates {
+                for kind in ["old", "two"] {
+                    let hot = try tempDir("s2hot", base: hotBase)
+                    let disk = try tempDir("s2disk", base: diskBase)
+                    defer {
+                        removeTree(hot)
+                        removeTree(disk)
+                    }
+                    var r = try benchTwoStores(
+                        kind: kind, hotDir: hot, diskDir: disk, rate: rate, seconds: seconds, positions: bookSize)
+                    r["run"] = run
+                    r["machine_busy_pct_before_next"] = (machineBusy(over: smoke ? 0.05 : 0.5) * 1000).rounded() / 10
+                    let pc = r["per_commit"] as? [String: Any] ?? [:]
+                    let lag = r["commit_to_disk"] as? [String: Any] ?? [:]
+                    log(
+                        "  store2 \(kind) \(Int(rate))/s run \(run): commit p50 \(pc["p50_us"] ?? "?") p99 "
+                            + "\(pc["p99_us"] ?? "?") µs; on disk p99 \(lag["p99_us"] ?? "?") max \(lag["max_us"] ?? "?") µs"
+                    )
+                    all.append(r)
+                }
+            }
+        }
+        func med(_ xs: [Double]) -> Double { xs.isEmpty ? -1 : xs.sorted()[xs.count / 2] }
+        var summary: [[String: Any]] = []
+        for rate in store2Rates {
+            for kind in ["old", "two"] {
+                let rs = all.filter { ($0["kind"] as? String) == kind && ($0["rate_per_s"] as? Double) == rate }
+                func pick(_ part: String, _ key: String) -> [Double] {
+                    rs.map { ($0[part] as? [String: Any])?[key] as? Double ?? -1 }
+                }
+                summary.append([
+                    "kind": kind, "rate_per_s": rate, "runs": rs.count,
+                    "commit_p50_us": pick("per_commit", "p50_us"), "commit_p99_us": pick("per_commit", "p99_us"),
+                    "disk_p99_us": pick("commit_to_disk", "p99_us"), "disk_max_us": pick("commit_to_disk", "max_us"),
+                    "median_commit_p50_us": med(pick("per_commit", "p50_us")),
+                    "median_commit_p99_us": med(pick("per_commit", "p99_us")),
+                    "median_disk_p99_us": med(pick("commit_to_disk", "p99_us")),
+                    "median_disk_max_us": med(pick("commit_to_disk", "max_us")),
+                    "achieved_per_s": rs.map { $0["achieved_per_s"] as? Double ?? -1 },
+                ])
+            }
+        }
+        var sustained: [[String: Any]] = []
+        for i in 0..<runs {
+            let disk = try tempDir("s2state", base: diskBase)
+            defer { removeTree(disk) }
+            var r = try openLoop(
+                target: "heatgate", transport: "ipc", rate: 10_000, duration: smoke ? 0.5 : 20,
+                label: "store2-sustained-\(i)", hgrm: false, stateDir: "\(disk)/state")
+            r["run"] = i
+            log(
+                "  store2 sustained \(i): RssAnon \(r["daemon_rss_anon_kb"] ?? "?") kB, hot data.mdb "
+                    + "\(r["hot_store_bytes"] ?? "?") B, durable \(r["store_bytes"] ?? "?") B")
+            sustained.append(r)
+        }
+        return [
+            "runs": all, "summary": summary, "sustained": sustained,
+            "sustained_rss_anon_kb": sustained.map { $0["daemon_rss_anon_kb"] ?? -1 },
+            "sustained_hot_store_bytes": sustained.map { $0["hot_store_bytes"] ?? -1 },
+        ]
+    }
+
+    /// P6 (the durable store's size per decision) and P8 on two stores: both stores built as the daemon
+    /// leaves them after ``records`` decisions over ``bookSize`` positions (``buildTwoStores``), batches of
+    /// 512 journaled decisions exported for a compression estimate, then the daemon restarted after `kill -9`
+    /// (the hot store as the killed process left it) and after a simulated reboot (the hot run directory
+    /// removed), interleaved: exec → `/readyz` 200.
+    func restart() throws -> Any {
+        let base = try tempDir("restart", base: diskBase)
+        let runDir = try tempDir("restart-run", base: hotBase)
+        defer {
+            removeTree(base)
+            removeTree(runDir)
+        }
+        let state = "\(base)/state"
+        var out: [String: Any] = [:]
+        out["build"] = try buildTwoStores(stateDir: state, runDir: runDir, positions: bookSize, decisions: records)
+        let durableBytes = diskBytes("\(state)/data.mdb")
+        out["durable_data_mdb_bytes"] = durableBytes
+        out["durable_data_mdb_apparent_bytes"] =
+            (try? FileManager.default.attributesOfItem(atPath: "\(state)/data.mdb"))?[.size] as? Int ?? -1
+        out["durable_bytes_per_decision"] = Double(durableBytes) / Double(max(records, 1))
+        out["durable_mib_per_1m_decisions"] = Double(durableBytes) / Double(max(records, 1)) * 1e6 / 1_048_576
+        out["hot_data_mdb_bytes_after_build"] = diskBytes("\(runDir)/data.mdb")
+        do {
+            let durable = try GateStore(directory: state, readOnly: true)
+            let last = try durable.lastSeq() ?? 0
+            out["batches_exported"] = try exportBatches(
+                durable, to: "\(outDir)/p6-batches", count: smoke ? 2 : 200, lastSeq: last)
+            out["batches_dir"] = "\(outDir)/p6-batches"
+        }
+        var kill9: [Double] = []
+        var reboot: [Double] = []
+        var hotAfterReboot: [String: Any] = [:]
+        var starts = 0
+        func start() throws -> DaemonProcess {
+            starts += 1
+            let dir = "\(base)/d\(starts)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            return try DaemonProcess(binary: heatgate, transport: "ipc", dir: dir, stateDir: state, runDir: runDir)
+        }
+        var d = try start()
+        out["first_start_ms"] = Double(d.readyNanos) / 1e6
+        defer { d.stop() }
+        for i in 0..<(smoke ? 1 : 5) {
+            d.kill9()
+            d = try start()
+            kill9.append(Double(d.readyNanos) / 1e6)
+            d.kill9()
+            // A reboot empties the tmpfs: the run directory is gone with the hot store in it.
+            removeTree(runDir)
+            d = try start()
+            reboot.append(Double(d.readyNanos) / 1e6)
+            if i == 0, let c = try? GateStore(directory: runDir, readOnly: true).counts() {
+                hotAfterReboot = ["journal": c.journal, "latest": c.latest, "ttl": c.ttl, "book": c.book]
+            }
+            log("  restart \(i): after kill -9 \(kill9.last!) ms, after a reboot \(reboot.last!) ms")
+        }
+        func med(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        out["kill9_exec_to_readyz_ms"] = kill9
+        out["kill9_median_ms"] = med(kill9)
+        out["reboot_exec_to_readyz_ms"] = reboot
+        out["reboot_median_ms"] = med(reboot)
+        out["hot_store_after_reboot_start"] = hotAfterReboot
+        out["poll_interval_ms"] = 0.5
+        return out
     }
 
     // MARK: The baseline

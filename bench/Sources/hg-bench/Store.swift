@@ -127,6 +127,8 @@ func benchStoreWrite(dir: String, decisions n: Int, batch: Int, pace: Double? = 
 final class SharedFlags: Sendable {
     let committed = Atomic<Int>(0)
     let stop = Atomic<Bool>(false)
+    /// Commits the last flush covered.
+    let flushed = Atomic<UInt64>(0)
 }
 
 func dict(_ pairs: [(String, Double)]) -> [String: Any] {
