@@ -67,8 +67,9 @@ crash-test: test-deps
 	$(SWIFT) build --build-tests $(STRICT) --explicit-target-dependency-import-check=error
 	HEATGATE_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),20) $(SWIFT) test --skip-build --filter CrashSafetyTests
 
-## Power-cut images of the store from the daemon's own recorded writes (contract §10, P9): POWERCUT_IMAGES
-## (default 1000). Fails on the store as it stands (MDB_NOSYNC on the disk: issue 17), so not in `make test`.
+## Power-cut images of the durable store from the daemon's own recorded writes (contract §10, P9): POWERCUT_IMAGES
+## (default 1000), each read back and started on with an empty run dir; exits non-zero if any is bad. CI runs it
+## after `make test` (.ci/run); see docs/store.md.
 powercut: test-deps
 	$(SWIFT) build $(STRICT)
 	$(PYTHON) crash/powercut/powercut.py --heatgate $(CURDIR)/$(BIN) --images $(or $(POWERCUT_IMAGES),1000)
