@@ -64,10 +64,15 @@ public final class DecisionLookup: Sendable {
     let mapSizeMB: Int
     let state = Mutex(ReaderState())
 
-    struct ReaderState {
+    /// One store and its parked reader.
+    struct Slot {
         var store: GateStore?
         var reader: ParkedReader?
-        var durable: GateStore?
+    }
+
+    struct ReaderState {
+        var hot = Slot()
+        var durable = Slot()
         var mapResizes = 0
     }
 
@@ -115,27 +120,13 @@ public final class DecisionLookup: Sendable {
     /// The durable store's kill switch: what readers honour while the hot store is missing.
     /// - Throws: ``StoreError`` when the durable store cannot be read either.
     public func durableKillSwitch() throws -> KillSwitchState {
-        try withDurable("read the durable kill switch") { try $0.killSwitch() }
+        try withDurable("read the durable kill switch") { store, txn in try store.killSwitchState(txn) }
     }
 
-    func withDurable<R: Sendable>(_ operation: String, _ body: (GateStore) throws -> R) throws -> R {
-        try state.withLock { s in
-            for attempt in 1...4 {
-                let store: GateStore
-                if let open = s.durable {
-                    store = open
-                } else {
-                    store = try GateStore(directory: stateDir, mapSizeMB: mapSizeMB, readOnly: true)
-                    s.durable = store
-                }
-                do {
-                    return try body(store)
-                } catch let e as StoreError where e.underlying == .mapResized && attempt < 4 {
-                    try? store.environment.setMapSize(0)
-                }
-            }
-            throw StoreError(operation: operation, underlying: .mapResized)
-        }
+    func withDurable<R: Sendable>(
+        _ operation: String, _ body: (GateStore, borrowing Transaction) throws -> R
+    ) throws -> R {
+        try read(operation, \.durable, directory: stateDir, body)
     }
 
     /// Resolves a proposal for `symbol` with `planId` and `action` to the action to execute (SPEC §5).
@@ -246,7 +237,9 @@ public final class DecisionLookup: Sendable {
             (first: try store.firstSeq(txn), rows: try store.decisions(txn, from: from, limit: limit))
         }
         if let hot, let first = hot.first, first <= from { return hot.rows }
-        var out = try withDurable("read the durable journal") { try $0.decisions(from: from, limit: limit) }
+        var out = try withDurable("read the durable journal") { store, txn in
+            try store.decisions(txn, from: from, limit: limit)
+        }
         if let first = hot?.first { out.removeAll { $0.seq >= first } }
         if let hot, out.count < limit { out.append(contentsOf: hot.rows.prefix(limit - out.count)) }
         return out
@@ -256,36 +249,45 @@ public final class DecisionLookup: Sendable {
     /// - Throws: ``StoreError``.
     public func lastSeq() throws -> UInt64? {
         if let hot = try? read("read journal", { store, txn in try store.lastSeq(txn) }) { return hot }
-        return try withDurable("read the durable journal") { try $0.lastSeq() }
+        return try withDurable("read the durable journal") { store, txn in try store.lastSeq(txn) }
     }
 
-    /// Runs `body` on a fresh snapshot through the parked reader, opening the store first if needed.
+    /// Runs `body` on a fresh snapshot of the hot store through its parked reader, opening it first if needed.
+    func read<R: Sendable>(
+        _ operation: String, _ body: (GateStore, borrowing Transaction) throws -> R
+    ) throws -> R {
+        try read(operation, \.hot, directory: runDir, body)
+    }
+
+    /// Runs `body` on a fresh snapshot through the parked reader of one store (hot or durable), opening
+    /// the store first if needed.
     ///
     /// `MDB_MAP_RESIZED` (the daemon grew the map past ours) is LMDB's cue to adopt the new size:
     /// `mdb_env_set_mapsize(0)` with no transaction of ours active — true here, behind the mutex — then
     /// a new reader and a retry.
     func read<R: Sendable>(
-        _ operation: String, _ body: (GateStore, borrowing Transaction) throws -> R
+        _ operation: String, _ slot: WritableKeyPath<ReaderState, Slot>, directory: String,
+        _ body: (GateStore, borrowing Transaction) throws -> R
     ) throws -> R {
         try state.withLock { s in
             var attempt = 0
             while true {
                 attempt += 1
                 let store: GateStore
-                if let open = s.store {
+                if let open = s[keyPath: slot].store {
                     store = open
                 } else {
-                    store = try GateStore(directory: runDir, mapSizeMB: mapSizeMB, readOnly: true)
-                    s.store = store
+                    store = try GateStore(directory: directory, mapSizeMB: mapSizeMB, readOnly: true)
+                    s[keyPath: slot].store = store
                 }
                 do {
-                    if s.reader == nil { s.reader = try ParkedReader(store.environment) }
-                    return try s.reader!.transaction.read { txn in try body(store, txn) }
+                    if s[keyPath: slot].reader == nil { s[keyPath: slot].reader = try ParkedReader(store.environment) }
+                    return try s[keyPath: slot].reader!.transaction.read { txn in try body(store, txn) }
                 } catch let e as LMDBError {
                     guard e == .mapResized, attempt < 4 else {
                         throw StoreError(operation: operation, underlying: e)
                     }
-                    s.reader = nil
+                    s[keyPath: slot].reader = nil
                     s.mapResizes += 1
                     do {
                         try store.environment.setMapSize(0)

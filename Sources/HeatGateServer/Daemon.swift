@@ -103,8 +103,9 @@ final class LoopSignals: Sendable {
 /// `heatgate run`: PULL in, engine, LMDB, PUB out, with control, metrics, heartbeats and sweeps.
 ///
 /// One thread owns the engine, the store's write transactions and every ZeroMQ socket but the signal
-/// thread's wake-up socket: the decision path is a single writer and takes no lock. A flusher thread makes
-/// commits durable within milliseconds; the HTTP thread reads atomics only.
+/// thread's wake-up socket: the decision path is a single writer of the hot store and takes no lock. The
+/// replicator thread (`hg-durable`) copies the hot store into the durable one within milliseconds; the
+/// HTTP thread reads atomics only.
 public final class Daemon {
     public static let batchLimit = 512
     public static let wakeEndpoint = "inproc://heatgate-wake"
@@ -242,7 +243,7 @@ public final class Daemon {
         let replicator = gate.replicator!
         metrics.replicator.withLock { $0 = replicator }
         let logger = self.logger
-        let flusher = startThread(name: "hg-durable") {
+        let durableThread = startThread(name: "hg-durable") {
             var failing = false
             replicator.run(
                 stop: { signals.loopDone.load(ordering: .acquiring) }, now: wallClock,
@@ -283,7 +284,7 @@ public final class Daemon {
         // The replicator copies what the loop committed last, then ends, before anything else stops.
         func finishDurable() {
             signals.loopDone.store(true, ordering: .releasing)
-            pthread_join(flusher, nil)
+            pthread_join(durableThread, nil)
         }
         do {
             try loop(gate: gate, pull: pull, pub: pub, control: control, wake: wake, metricsPort: http.port)

@@ -2,9 +2,11 @@
     import Glibc
 #endif
 
-/// Makes commits durable. The daemon commits with `MDB_NOSYNC`: LMDB `pwrite()`s the pages into the page
-/// cache (a crash of the process loses nothing) and this loop, on a thread of its own, flushes them
-/// (`mdb_env_sync`) as soon as something was committed, at most once per ``interval``.
+/// Makes `MDB_NOSYNC` commits durable: the single store of 0.1.0, which the daemon no longer uses (it has
+/// the hot and durable stores and the ``Replicator``, SPEC §5); `hg-bench` keeps it as the baseline the two
+/// stores are measured against. LMDB `pwrite()`s the pages into the page cache (a crash of the process
+/// loses nothing) and this loop, on a thread of its own, flushes them (`mdb_env_sync`) as soon as something
+/// was committed, at most once per ``interval``.
 ///
 /// The interval trades the disk traffic for the time to disk. LMDB copies every page it changes, so each
 /// commit dirties new pages, and a flush writes each dirty page once: at 10 000 decisions/s a 2 ms

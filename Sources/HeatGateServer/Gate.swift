@@ -99,7 +99,6 @@ public final class Gate {
         repeatCapacity = RepeatWindow.capacity(ttl: config.calibratedTTLSec, peakRate: config.repeatPeakRate)
         engine = Engine(policy: Policy(config), repeatCapacity: repeatCapacity)
         sweeper = Sweeper(retention: config.journalRetentionSec)
-        if durableStore != nil { sweeper.tail = (Self.hotJournalRows, 0, 0) }
         nextEvent = 1
         try rebuild(now: now)
         published.reserveCapacity(1024)
@@ -349,9 +348,10 @@ public final class Gate {
         }
     }
 
-    /// What the hot store may trim: only rows the durable store already holds.
+    /// What the hot store may trim: only rows the durable store already holds (set before every sweep
+    /// chunk; without a durable store, replay's, the sweep applies retention instead).
     func updateTail() {
-        guard let replicator, sweeper.tail != nil else { return }
+        guard let replicator else { return }
         sweeper.tail = (
             Self.hotJournalRows, replicator.durableLastSeq, replicator.durableLastEvent
         )

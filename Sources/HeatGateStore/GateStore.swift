@@ -76,8 +76,10 @@ public final class GateStore: @unchecked Sendable {
     public let readOnly: Bool
     /// The hot store (`MDB_WRITEMAP|MDB_NOSYNC`, on a memory-backed directory).
     public let hot: Bool
-    /// Serialises `sync()` (the flusher thread) with `setMapSize` (the writer growing the map): LMDB
-    /// remaps on resize, and a flush must not run on the old mapping meanwhile.
+    /// Serialises `setMapSize` (the writer growing the map) with what another thread of the process does
+    /// on the environment meanwhile — the replicator's reads of the hot store, the daemon's reads of the
+    /// durable one, a flush: LMDB remaps on resize, and allows it only with no transaction of the process
+    /// open.
     let mapLock = Mutex<Int>(0)
 
     /// Opens (creating when needed) the store in `directory`.

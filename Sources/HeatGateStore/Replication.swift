@@ -128,7 +128,7 @@ extension GateStore {
     public func lastKeys() throws -> (seq: UInt64, event: UInt64) {
         try run("read the last keys") {
             try environment.read { txn in
-                let seq = try txn.withCursor(journal) { c in try c.last().flatMap { decodeBigEndianUInt64($0.key) } }
+                let seq = try lastSeq(txn)
                 let event = try txn.withCursor(events) { c in try c.last().flatMap { decodeBigEndianUInt64($0.key) } }
                 return (seq ?? 0, event ?? 0)
             }
@@ -139,15 +139,6 @@ extension GateStore {
     /// - Throws: `LMDBError`.
     public func firstSeq(_ txn: borrowing Transaction) throws -> UInt64? {
         try txn.withCursor(journal) { c in try c.first().flatMap { decodeBigEndianUInt64($0.key) } }
-    }
-
-    /// The first journal `seq` still here (the hot store keeps only a recent tail).
-    public func firstSeq() throws -> UInt64? {
-        try run("read journal") {
-            try environment.read { txn in
-                try txn.withCursor(journal) { c in try c.first().flatMap { decodeBigEndianUInt64($0.key) } }
-            }
-        }
     }
 
     // MARK: - The hot store's identity
@@ -219,12 +210,7 @@ extension GateStore {
                     _ = try withBigEndianKey(seq) { key in try txn.put(journal, key, json, flags: .append) }
                 }
                 // seq: the journal is the truth, as in restore.
-                if let last = try src.withCursor(
-                    durable.journal,
-                    { c in
-                        try c.last().flatMap { decodeBigEndianUInt64($0.key) }
-                    })
-                {
+                if let last = try durable.lastSeq(src) {
                     let stored = try src.get(durable.meta, "seq").flatMap { try? JSON.parse($0)["next_seq"]?.number }
                     if UInt64(stored ?? 0) <= last { try txn.put(meta, "seq", #"{"next_seq":\#(last + 1)}"#) }
                 }
@@ -329,25 +315,20 @@ public final class Replicator: @unchecked Sendable {
     let replicated = Atomic<UInt64>(0)
     /// When the oldest hot commit the durable store lacks was made (monotonic ns; 0: none).
     let pendingSince = Atomic<UInt64>(0)
-    /// Rounds committed and failed, and journal rows copied.
+    /// Durable transactions committed, and rounds failed.
     let rounds = Atomic<UInt64>(0)
     let failures = Atomic<UInt64>(0)
-    let rowsCopied = Atomic<UInt64>(0)
-    /// Times the durable store's map was doubled.
-    public let mapGrowths = Atomic<UInt64>(0)
 
     /// The highest journal `seq` and event id the durable store holds.
     public var durableLastSeq: UInt64 { durableSeq.load(ordering: .relaxed) }
     public var durableLastEvent: UInt64 { durableEvent.load(ordering: .relaxed) }
-    /// Rounds committed, rounds failed, journal rows copied.
-    public var counts: (rounds: UInt64, failures: UInt64, rows: UInt64) {
-        (rounds.load(ordering: .relaxed), failures.load(ordering: .relaxed), rowsCopied.load(ordering: .relaxed))
+    /// Durable transactions committed, rounds failed.
+    public var counts: (rounds: UInt64, failures: UInt64) {
+        (rounds.load(ordering: .relaxed), failures.load(ordering: .relaxed))
     }
     /// Whether every hot commit so far is in the durable store.
     public var caughtUp: Bool { committed.load(ordering: .acquiring) == replicated.load(ordering: .acquiring) }
     let changed = Mutex<(symbols: Set<SymbolKey>, all: Bool)>(([], true))
-    /// The last failure, until ``takeError()``.
-    let error = Mutex<String?>(nil)
     /// Rows per round, at most (a round after a long outage copies in pieces of this size).
     public var roundRows = 50_000
 
@@ -371,19 +352,14 @@ public final class Replicator: @unchecked Sendable {
 
     /// Called by the daemon after each hot commit, with the symbols whose book rows it wrote or removed.
     public func committed(symbols: some Sequence<SymbolKey>) {
-        var any = false
         changed.withLock { c in
-            for s in symbols {
-                any = true
-                if !c.all { c.symbols.insert(s) }
-            }
+            for s in symbols where !c.all { c.symbols.insert(s) }
             // Every symbol is at most one entry: the set is bounded by the book, however far behind.
             if c.symbols.count > 65_536 {
                 c.symbols.removeAll()
                 c.all = true
             }
         }
-        _ = any
         _ = pendingSince.compareExchange(expected: 0, desired: monotonicNanos(), ordering: .relaxed)
         committed.add(1, ordering: .releasing)
     }
@@ -392,14 +368,6 @@ public final class Replicator: @unchecked Sendable {
     public var lagSeconds: Double {
         let since = pendingSince.load(ordering: .relaxed)
         return since == 0 ? 0 : Double(monotonicNanos() &- since) / 1e9
-    }
-
-    /// The last round's failure, once.
-    public func takeError() -> String? {
-        error.withLock { e in
-            defer { e = nil }
-            return e
-        }
     }
 
     /// One round: copies what the durable store lacks (at most ``roundRows`` rows) and sweeps retention.
@@ -418,7 +386,7 @@ public final class Replicator: @unchecked Sendable {
                 afterSeq: durableSeq.load(ordering: .relaxed), afterEvent: durableEvent.load(ordering: .relaxed),
                 symbols: symbols, fullBook: all, limit: roundRows)
             let sweep = retention
-            var swept = false
+            var swept = sweep <= 0
             if !c.isEmpty || sweepDue(now) {
                 for attempt in 1...8 {
                     do {
@@ -435,17 +403,15 @@ public final class Replicator: @unchecked Sendable {
                         let size = try durable.environment.info().mapSize
                         guard size < 64 << 30 else { throw StoreError(operation: "replicate", underlying: e) }
                         try durable.setMapSize(size * 2)
-                        mapGrowths.add(1, ordering: .relaxed)
                     } catch let e as LMDBError {
                         throw StoreError(operation: "replicate: write the durable store", underlying: e)
                     }
                 }
                 if swept { lastSweep = now }
+                rounds.add(1, ordering: .relaxed)
             }
             if let last = c.journal.last { durableSeq.store(last.seq, ordering: .relaxed) }
             if let last = c.events.last { durableEvent.store(last.id, ordering: .relaxed) }
-            rowsCopied.add(UInt64(c.journal.count), ordering: .relaxed)
-            rounds.add(1, ordering: .relaxed)
             if !c.more {
                 replicated.store(seen, ordering: .releasing)
                 // Caught up with every commit made before this round began; later ones wait since then.
@@ -459,7 +425,6 @@ public final class Replicator: @unchecked Sendable {
                 if !c.all { c.symbols.formUnion(symbols) }
             }
             failures.add(1, ordering: .relaxed)
-            self.error.withLock { $0 = "\(error)" }
             throw error
         }
     }
