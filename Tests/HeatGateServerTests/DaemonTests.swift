@@ -36,12 +36,13 @@ let stableFields = [
         defer { d.stop() }
         try "HEAT_MIN=0.2\nP26_REPEAT_PEAK_RATE=50\n".write(toFile: d.configPath!, atomically: true, encoding: .utf8)
         d.signal(SIGHUP)
-        try "HEAT_MIN=banana\n".write(toFile: d.configPath!, atomically: true, encoding: .utf8)
         var text = ""
         for _ in 0..<100 where !text.contains("\n") {
             usleep(50_000)
             text = (try? String(contentsOfFile: d.stateDir + "/ops-ledger.jsonl", encoding: .utf8)) ?? ""
         }
+        // Only once the first reload is in: written before, the bad file could be what that reload read.
+        try "HEAT_MIN=banana\n".write(toFile: d.configPath!, atomically: true, encoding: .utf8)
         d.signal(SIGHUP)
         usleep(300_000)
         text = try String(contentsOfFile: d.stateDir + "/ops-ledger.jsonl", encoding: .utf8)
