@@ -137,19 +137,18 @@ func dict(_ pairs: [(String, Double)]) -> [String: Any] {
     return d
 }
 
-/// Feeds `positions` position messages and `decisions` proposals through the daemon's own `Gate` (engine,
-/// encoder, store, group commit of 512), as the daemon would, into `dir`.
-func buildStore(dir: String, positions: Int, decisions: Int, start: Double) throws -> [String: Any] {
-    var config = GateConfig()
-    config.stateDir = dir
-    config.mapSizeMB = 4096
-    let gate = try Gate(config: config, directory: dir, durable: false, now: start)
+/// Hands `gate` the book of `positions` symbols, then `decisions` proposals 100 µs apart from `start` (1M
+/// decisions span 100 s of proposal time), committing every 512 messages as the daemon's group commit does,
+/// with a sweep chunk in each commit when `sweeping`.
+/// - Returns: the proposal time of the last one.
+func feed(_ gate: Gate, positions: Int, decisions: Int, start: Double, sweeping: Bool) throws -> Double {
     let names = Workload.fixedSymbols(positions)
-    let t0 = BenchSupport.monotonicNanos()
     var pending = 0
+    var now = start
     gate.beginBatch()
     func flush() throws {
-        guard try gate.commit(now: start) else { throw BenchError("store write failed: \(gate.lastStoreError)") }
+        if sweeping { gate.sweeper.due = true }
+        guard try gate.commit(now: now) else { throw BenchError("store write failed: \(gate.lastStoreError)") }
         gate.beginBatch()
         pending = 0
     }
@@ -162,8 +161,7 @@ func buildStore(dir: String, positions: Int, decisions: Int, start: Double) thro
     var frame = ProposalFrame(run: "st", symbol: names[0])
     let nameBytes = names.map { Array($0.utf8) }
     for i in 0..<UInt64(decisions) {
-        // 100 µs apart: 1M decisions span 100 s of proposal time.
-        let now = start + Double(i) * 1e-4
+        now = start + Double(i) * 1e-4
         frame.setSymbol(nameBytes[Int(i % UInt64(nameBytes.count))])
         frame.fill(index: i, intendedNanos: i, epoch: now)
         frame.bytes.withUnsafeBytes { _ = gate.handle($0, now: now) }
@@ -171,6 +169,18 @@ func buildStore(dir: String, positions: Int, decisions: Int, start: Double) thro
         if pending == 512 { try flush() }
     }
     try flush()
+    return now
+}
+
+/// Feeds `positions` position messages and `decisions` proposals through the daemon's own `Gate` (engine,
+/// encoder, store, group commit of 512), as the daemon would, into `dir`.
+func buildStore(dir: String, positions: Int, decisions: Int, start: Double) throws -> [String: Any] {
+    var config = GateConfig()
+    config.stateDir = dir
+    config.mapSizeMB = 4096
+    let gate = try Gate(config: config, directory: dir, durable: false, now: start)
+    let t0 = BenchSupport.monotonicNanos()
+    _ = try feed(gate, positions: positions, decisions: decisions, start: start, sweeping: false)
     try gate.store.sync()
     let took = Double(BenchSupport.monotonicNanos() - t0) / 1e9
     let c = try gate.store.counts()

@@ -177,8 +177,8 @@ func buildTwoStores(stateDir: String, runDir: String, positions: Int, decisions:
     config.stateDir = stateDir
     config.runDirSetting = runDir
     let durable = try GateStore(directory: stateDir, mapSizeMB: config.mapSizeMB, durable: true)
-    // 256 MiB, not the daemon's first 64: a build outruns the copy, and growing the hot map while the
-    // replicator reads it is not safe (see BENCHMARKS.md, two stores).
+    // 256 MiB, not the daemon's first 64: a build outruns the copy, and the map would otherwise grow
+    // (safe since the replicator reads under the map lock, but a pause the build need not take).
     let hot = try GateStore(directory: runDir, mapSizeMB: 256, durable: false, hot: true)
     try hot.environment.write { txn in
         try hot.putIdentity(txn, bootId: StorePaths.bootId(), stateDir: StorePaths.absolutePath(stateDir))
@@ -194,34 +194,8 @@ func buildTwoStores(stateDir: String, runDir: String, positions: Int, decisions:
         shared.stop.store(true, ordering: .relaxed)
         pthread_join(thread, nil)
     }
-    let names = Workload.fixedSymbols(positions)
     let t0 = BenchSupport.monotonicNanos()
-    var pending = 0
-    var now = start
-    gate.beginBatch()
-    func flush() throws {
-        gate.sweeper.due = true
-        guard try gate.commit(now: now) else { throw BenchError("store write failed: \(gate.lastStoreError)") }
-        gate.beginBatch()
-        pending = 0
-    }
-    for m in Workload.book(names, now: start) {
-        let bytes = Array(m.utf8)
-        bytes.withUnsafeBytes { _ = gate.handle($0, now: start) }
-        pending += 1
-        if pending == 512 { try flush() }
-    }
-    var frame = ProposalFrame(run: "st", symbol: names[0])
-    let nameBytes = names.map { Array($0.utf8) }
-    for i in 0..<UInt64(decisions) {
-        now = start + Double(i) * 1e-4
-        frame.setSymbol(nameBytes[Int(i % UInt64(nameBytes.count))])
-        frame.fill(index: i, intendedNanos: i, epoch: now)
-        frame.bytes.withUnsafeBytes { _ = gate.handle($0, now: now) }
-        pending += 1
-        if pending == 512 { try flush() }
-    }
-    try flush()
+    let now = try feed(gate, positions: positions, decisions: decisions, start: start, sweeping: true)
     // The rest of the hot journal's trim, and the durable copy, as the running daemon would finish them.
     for _ in 0..<4096 {
         gate.sweeper.due = true
